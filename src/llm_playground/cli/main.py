@@ -1,0 +1,65 @@
+"""`llmp`: the entry point, global options and the one place errors become exit statuses."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from llm_playground.errors import PlaygroundError
+
+app = typer.Typer(help="LLM Playground: build, run, inspect and use small language models.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+err_console = Console(stderr=True, soft_wrap=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of unexpected errors")] = False,
+            verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)])
+
+
+def _register() -> None:
+    from llm_playground.cli import generate, models
+
+    generate.register(app)
+    models.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        code = app(standalone_mode=False)
+    except PlaygroundError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}" + (f" — {exc.fix}" if exc.fix else ""),
+                          highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if _state["debug"]:
+            raise
+        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} "
+                          "(run with --debug for the traceback, and please report it)", highlight=False)
+        sys.exit(1)
+    if isinstance(code, int) and code:  # typer.Exit(n) is returned, not raised, outside standalone mode
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

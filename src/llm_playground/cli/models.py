@@ -1,0 +1,85 @@
+"""`llmp models` and `llmp tokenize`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from llm_playground.cli.options import BackendOption, DtypeOption, ModelOption, ThreadsOption, open_model
+from llm_playground.errors import InputError
+from llm_playground.model import DEFAULT_MODEL, list_models
+
+out = Console(highlight=False)
+
+
+def models_command(
+    load: Annotated[bool, typer.Option(help="load each model to report its details (converts on first use)")]
+    = True,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """What models are available, with parameters, context length, vocab size, dtype and location."""
+    rows = []
+    for entry in list_models():
+        row = {"name": entry.name, "description": entry.description, "location": entry.location,
+               "converted": entry.converted}
+        if load and not entry.location.startswith("missing"):
+            info = open_model(entry.name).info
+            row |= {"parameters": info.parameters, "context_length": info.context_length,
+                    "vocab_size": info.vocab_size, "dtype": info.dtype, "backend": info.backend,
+                    "converted": info.location}
+        rows.append(row)
+    if json_output:
+        out.out(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Models")
+    for column in ("name", "parameters", "context", "vocab", "dtype", "backend", "location"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        params = f"{row['parameters'] / 1e6:.1f}M" if "parameters" in row else "?"
+        table.add_row(row["name"], params, str(row.get("context_length", "?")), str(row.get("vocab_size", "?")),
+                      row.get("dtype", "?"), row.get("backend", "?"),
+                      f"{row['location']}\n[dim]cache: {row.get('converted') or 'not converted yet'}[/]")
+    out.print(table)
+    out.print("[dim]Also accepted by --model: any .gguf file or Hugging Face model directory.[/]")
+
+
+def tokenize_command(
+    text: Annotated[str, typer.Argument(help="text to tokenize")],
+    model: ModelOption = DEFAULT_MODEL,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    dtype: DtypeOption = "float32",
+    backend: BackendOption = "auto",
+    threads: ThreadsOption = None,
+) -> None:
+    """Show how a model's tokenizer splits TEXT: tokens, ids and counts."""
+    if not text:
+        raise InputError("the text is empty", "give some text to tokenize")
+    tokenizer = open_model(model, dtype, backend, threads).tokenizer
+    ids = tokenizer.encode(text)
+    words = max(len(text.split()), 1)
+    pieces = [{"id": i, "token": tokenizer.token_text(i), "text": tokenizer.decode([i])} for i in ids]
+    summary = {"tokens": len(ids), "characters": len(text), "words": len(text.split()),
+               "tokens_per_word": round(len(ids) / words, 3),
+               "characters_per_token": round(len(text) / max(len(ids), 1), 3)}
+    if json_output:
+        out.out(json.dumps({"ids": ids, "pieces": pieces, **summary}, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{len(ids)} tokens")
+    for column in ("#", "id", "token", "text"):
+        table.add_column(column)
+    for position, piece in enumerate(pieces):
+        table.add_row(str(position), str(piece["id"]), piece["token"], repr(piece["text"]))
+    out.print(table)
+    out.print(f"ids: {ids}")
+    out.print(f"{summary['tokens']} tokens, {summary['words']} words, {summary['characters']} characters: "
+              f"{summary['tokens_per_word']} tokens per word, {summary['characters_per_token']} characters "
+              "per token")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models_command)
+    app.command("tokenize")(tokenize_command)

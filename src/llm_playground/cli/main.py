@@ -36,29 +36,17 @@ def _register() -> None:
 def main() -> None:
     _register()
     try:
-        code = app(standalone_mode=False)
+        app()  # standalone: click handles --help, usage errors (status 2) and typer.Exit itself
     except PlaygroundError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}" + (f" — {exc.fix}" if exc.fix else ""),
                           highlight=False)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
         if _state["debug"]:
             raise
         err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc} "
                           "(run with --debug for the traceback, and please report it)", highlight=False)
         sys.exit(1)
-    if isinstance(code, int) and code:  # typer.Exit(n) is returned, not raised, outside standalone mode
-        sys.exit(code)
 
 
 if __name__ == "__main__":

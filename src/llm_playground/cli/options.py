@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -48,7 +49,11 @@ def with_sampling_options(func: F) -> F:
         added.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
                                        annotation=annotation))
     signature = inspect.signature(func)
-    kept = [p for p in signature.parameters.values() if p.name != "sampling"]
+    # Resolve the wrapped function's (string) annotations here: typer would otherwise look them up in
+    # this module and lose their `Annotated` option declarations.
+    hints = typing.get_type_hints(func, include_extras=True)
+    kept = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+            if p.name != "sampling"]
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:

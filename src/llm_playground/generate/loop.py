@@ -120,6 +120,7 @@ class Generation:
         generated: list[int] = []
         text: list[str] = []
         finish: FinishReason = "length"
+        stop_string_hit = False
         decode_start = tick = time.perf_counter()
         while True:
             forced = self.constraint.forced() if self.constraint is not None else []
@@ -140,6 +141,7 @@ class Generation:
                 else:
                     delta, stopped = stops.push(detok.push(token))
                     finish = "stop" if stopped else finish
+                    stop_string_hit = stopped
                 text.append(delta)
                 yield StepEvent(index, len(generated) - 1, token, delta, prob, alternatives,
                                 (now - tick) * 1000, forced=bool(forced))
@@ -155,7 +157,8 @@ class Generation:
             if stopped:
                 break
             logits = model.forward(generated[-len(choices):], cache)
-        if finish != "stop":
+        # Held-back text is flushed unless a stop string cut it (a finished constraint also ends in "stop").
+        if not stop_string_hit:
             tail = stops.push(detok.flush())[0] + stops.flush()
             if tail:
                 text.append(tail)

@@ -56,11 +56,19 @@ class FrequencyPresencePenalty:
 
 
 class Temperature:
+    """Divide logits by the temperature, shifted so the top logit is 0 (softmax and truncation ignore shifts).
+
+    The shift and the capped factor keep a tiny temperature (1e-40) or a huge logit from overflowing to
+    +inf and NaN: the top token stays at 0 and the others can only fall towards -inf.
+    """
+
     def __init__(self, temperature: float) -> None:
-        self.inverse = np.float32(1.0 / temperature)
+        self.inverse = np.float32(min(1.0 / temperature, float(np.finfo(np.float32).max)))
 
     def __call__(self, ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        logits *= self.inverse
+        with np.errstate(over="ignore"):  # overflow here means -inf, which is what it should be
+            logits -= logits.max()
+            logits *= self.inverse
         return logits
 
 

@@ -33,7 +33,7 @@ def parse_threads(value: str | int) -> int:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    threads = threads or default_threads()
+    threads = default_threads() if threads is None else parse_threads(threads)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from llm_playground.errors import ContextOverflow, InputError
-from llm_playground.generate import SamplingParams, complete, generate
+from llm_playground.generate import GenerationResult, SamplingParams, StepEvent, complete, generate
 from llm_playground.generate.constraint import Constraint
 from llm_playground.model.base import KVCache, LanguageModel, ModelInfo
 from llm_playground.tokenizer.base import Message, Tokenizer
@@ -98,8 +98,8 @@ def greedy_reference(model: BigramModel, prompt: list[int], steps: int) -> list[
     return ids[len(prompt):]
 
 
-def run(model: BigramModel, prompt: str | list[int], constraint: Constraint | None = None, **params: object):
-    """(results, events) of a whole generation."""
+def run(model: BigramModel, prompt: str | list[int], constraint: Constraint | None = None,
+        **params: object) -> tuple[list[GenerationResult], list[StepEvent]]:
     prompt_ids = encode(prompt) if isinstance(prompt, str) else prompt
     generation = generate(model, prompt_ids, SamplingParams.create(**params), constraint)
     events = list(generation)
@@ -237,10 +237,7 @@ class SubsetConstraint:
 @pytest.mark.parametrize("params", [{"greedy": True}, {"temperature": 1.5, "seed": 3}])
 def test_constraint_mask_and_forced_tokens_are_respected(params: dict) -> None:
     model, constraint = BigramModel(), SubsetConstraint("aeiou", force="!?", after=3)
-    params = SamplingParams.create(max_new_tokens=12, **params)
-    generation = generate(model, encode("say"), params, constraint)
-    events = list(generation)
-    [result] = generation.results
+    [result], events = run(model, "say", constraint, max_new_tokens=12, **params)
     sampled = result.text[:3] + result.text[5:]
     assert len(sampled) == 10 and set(sampled) <= set("aeiou")
     assert result.text[3:5] == "!?" and constraint.seen == result.token_ids
@@ -251,20 +248,14 @@ def test_constraint_mask_and_forced_tokens_are_respected(params: dict) -> None:
 
 
 def test_constraint_finishing_ends_the_generation() -> None:
-    constraint = SubsetConstraint("xyz", length=5)
-    generation = generate(BigramModel(), encode("go"), SamplingParams.create(max_new_tokens=50), constraint)
-    events = list(generation)
-    [result] = generation.results
+    [result], events = run(BigramModel(), "go", SubsetConstraint("xyz", length=5), max_new_tokens=50)
     assert (result.finish_reason, result.completion_tokens) == ("stop", 5)
     assert set(result.text) <= set("xyz") and "".join(e.text for e in events) == result.text
 
 
 def test_constraint_finishing_releases_text_held_for_a_stop_string() -> None:
     """The stop string "ab" never came: the "a" held back in case it did belongs to the output."""
-    constraint = SubsetConstraint("a", length=3)
-    generation = generate(BigramModel(), encode("go"), SamplingParams.create(stop="ab"), constraint)
-    events = list(generation)
-    [result] = generation.results
+    [result], events = run(BigramModel(), "go", SubsetConstraint("a", length=3), stop="ab")
     assert result.text == "aaa" == "".join(e.text for e in events)
 
 

@@ -164,7 +164,7 @@ def valid_params(draw: st.DrawFn) -> SamplingParams:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(logits=logits_arrays, params=valid_params(), data=st.data())
 def test_full_chain_always_leaves_a_token_and_a_distribution(logits: np.ndarray, params: SamplingParams,
                                                              data: st.DataObject) -> None:
@@ -181,7 +181,7 @@ def test_full_chain_always_leaves_a_token_and_a_distribution(logits: np.ndarray,
     assert probs[~np.isfinite(out)].sum() == 0.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(logits=logits_arrays, data=st.data())
 def test_top_k_keeps_exactly_k_unless_tied(logits: np.ndarray, data: st.DataObject) -> None:
     k = data.draw(st.integers(1, logits.size + 2))
@@ -196,7 +196,7 @@ def test_top_k_keeps_exactly_k_unless_tied(logits: np.ndarray, data: st.DataObje
         assert kept.sum() == k
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(logits=logits_arrays, p=st.floats(0.0, 1.0, exclude_min=True))
 def test_top_p_kept_set_reaches_p_and_is_minimal(logits: np.ndarray, p: float) -> None:
     probs = P.softmax(logits)

@@ -132,7 +132,7 @@ def split_text(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
     return text, stops, deltas
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(split_text())
 def test_any_split_emits_the_text_before_the_first_stop(case: tuple[str, list[str], list[str]]) -> None:
     text, stops, deltas = case

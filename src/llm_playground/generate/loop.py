@@ -74,7 +74,11 @@ def fit_prompt(prompt_ids: Sequence[int], params: SamplingParams, context_length
     if params.context_policy == "error":
         raise ContextOverflow(f"the prompt has {len(ids)} tokens but the context holds {context_length}",
                               "shorten the prompt or use --context-policy truncate")
-    keep = context_length - min(params.max_new_tokens, context_length // 2)
+    # Leave room for the answer: max_new_tokens, but never more than half the window (and at least 1).
+    keep = context_length - max(1, min(params.max_new_tokens, context_length // 2))
+    if keep < 1:
+        raise ContextOverflow(f"the context window ({context_length}) is too small to generate anything",
+                              "use a model with a larger context")
     return ids[-keep:]
 
 
@@ -192,6 +196,7 @@ class Generation:
 
 
 def _top(probs: np.ndarray, k: int) -> tuple[tuple[int, float], ...]:
+    k = min(k, probs.size)
     if k <= 0:
         return ()
     top = np.argpartition(probs, probs.size - k)[probs.size - k:]

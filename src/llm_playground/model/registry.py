@@ -19,7 +19,8 @@ from llm_playground.model.runtime import configure_threads
 
 DEFAULT_MODEL = "smollm2"
 BACKENDS = ("auto", "native", "transformers", "llamacpp")
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)

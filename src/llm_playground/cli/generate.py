@@ -10,8 +10,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from llm_playground.cli.options import (BackendOption, DtypeOption, ModelOption, ThreadsOption, open_model,
-                                        with_sampling_options)
+from llm_playground.cli.options import (
+    BackendOption,
+    DtypeOption,
+    ModelOption,
+    ThreadsOption,
+    open_model,
+    with_sampling_options,
+)
 from llm_playground.errors import InputError, InvalidParameter, PlaygroundError
 from llm_playground.generate import Generation, GenerationResult, SamplingParams
 from llm_playground.generate.prompt import build_prompt, fit_history, render

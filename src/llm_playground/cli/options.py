@@ -22,7 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="model name, .gguf file or model directory")]
 DtypeOption = Annotated[str, typer.Option(help="weights' dtype: float32 or bfloat16")]
 BackendOption = Annotated[str, typer.Option(help="auto, native, transformers or llamacpp")]
-ThreadsOption = Annotated[Optional[int], typer.Option(help="torch threads (default: half the cores, or "
+ThreadsOption = Annotated[int | None, typer.Option(help="torch threads (default: half the cores, or "
                                                            "LLMP_THREADS)")]  # noqa: UP045 (typer needs it)
 
 
@@ -40,7 +40,7 @@ def with_sampling_options(func: F) -> F:
     added = []
     for name, info in fields.items():
         flag = "--" + name.replace("_", "-")
-        annotation = _TYPES.get(name) or Optional[info.annotation if name != "seed" else int]  # noqa: UP045
+        annotation = _TYPES.get(name) or Optional[info.annotation]  # noqa: UP045
         if info.annotation is bool:
             annotation, flag = Optional[bool], f"{flag}/--no-{flag[2:]}"  # noqa: UP045
         default = info.default if info.default is not None and not isinstance(info.default, tuple) else None

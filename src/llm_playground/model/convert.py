@@ -42,8 +42,9 @@ def ensure_converted(gguf_path: Path, label: str | None = None) -> Path:
 
         hf_logging.set_verbosity_error()
         folder, name = os.path.split(gguf_path)
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
+                                                     local_files_only=True)
     except Exception as exc:  # transformers raises many types for unreadable or unsupported GGUF files
         raise ModelLoadError(f"cannot read GGUF file {gguf_path}: {exc}",
                              "check that the file is a complete GGUF of a supported architecture") from exc

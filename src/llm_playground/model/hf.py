@@ -36,7 +36,7 @@ class HFModel:
         hf_logging.set_verbosity_error()
         directory = Path(directory)
         try:
-            self.net = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype).eval()
+            self.net = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, local_files_only=True).eval()
         except Exception as exc:  # transformers raises many types for unreadable directories
             raise ModelLoadError(f"transformers cannot load {directory}: {exc}",
                                  "check the directory holds a causal LM") from exc

@@ -96,3 +96,22 @@ def test_registry_errors(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match="cannot read GGUF"):
         load_model(str(bogus))
     assert not any((tmp_path / "cache").rglob("config.json"))  # nothing half-converted left behind
+
+
+def test_forward_full_attention_and_hidden_states_match_transformers(smollm2, smollm2_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ids = smollm2.tokenizer.encode("The cat sat on the mat because it was tired")
+    full = smollm2.forward_full(ids)
+    layers, heads = 30, 9
+    assert full.attentions.shape == (layers, heads, len(ids), len(ids))
+    assert full.hidden_states.shape == (layers + 1, len(ids), 576)
+    np.testing.assert_allclose(full.attentions.sum(-1), 1.0, atol=1e-5)
+    assert np.abs(np.triu(full.attentions, 1)).max() == 0.0
+    np.testing.assert_allclose(full.logits[-1], smollm2.forward(ids, smollm2.new_cache()), atol=1e-3)
+    reference = AutoModelForCausalLM.from_pretrained(smollm2_dir, attn_implementation="eager")
+    with torch.no_grad():
+        out = reference(torch.tensor([ids]), output_attentions=True, output_hidden_states=True)
+    np.testing.assert_allclose(full.attentions, torch.stack(out.attentions)[:, 0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(full.hidden_states, torch.stack(out.hidden_states)[:, 0].numpy(), atol=2e-3)

@@ -27,6 +27,15 @@ class ModelInfo:
     location: str
 
 
+@dataclass(frozen=True)
+class FullForward:
+    """Everything one forward pass over a whole text can show (the explorers' raw material)."""
+
+    logits: np.ndarray  # (tokens, vocab) float32
+    attentions: np.ndarray | None  # (layers, heads, tokens, tokens); rows sum to 1, zero above the diagonal
+    hidden_states: np.ndarray | None  # (layers + 1, tokens, hidden): the embeddings, then each layer's output
+
+
 @runtime_checkable
 class KVCache(Protocol):
     @property
@@ -52,6 +61,14 @@ class LanguageModel(Protocol):
     def forward(self, ids: Sequence[int], cache: KVCache) -> np.ndarray:
         """Append `ids` to the cache and return the float32 logits of the last position, shape (vocab,)."""
         ...
+
+
+@runtime_checkable
+class Introspectable(Protocol):
+    """Backends that can show their insides implement this beside `LanguageModel`."""
+
+    def forward_full(self, ids: Sequence[int], attentions: bool = True, hidden_states: bool = True
+                     ) -> FullForward: ...
 
 
 def get_logits_from_input_ids(model: LanguageModel, ids: Sequence[int]) -> list[float]:

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
-from llm_playground.errors import ModelLoadError
-from llm_playground.model.base import ModelInfo, describe_dtype
+from llm_playground.errors import ContextOverflow, ModelLoadError
+from llm_playground.model.base import FullForward, ModelInfo, describe_dtype
 from llm_playground.tokenizer.hf import HFTokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
@@ -125,7 +125,7 @@ class _Block(nn.Module):
         self.down = nn.Linear(c.intermediate_size, c.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor, layer: int, cache: LlamaCache, cos: torch.Tensor,
-                sin: torch.Tensor) -> torch.Tensor:
+                sin: torch.Tensor, attention_out: list[torch.Tensor] | None = None) -> torch.Tensor:
         c = self.c
         batch, length, _ = x.shape
         start, end = cache.length, cache.length + length
@@ -136,7 +136,16 @@ class _Block(nn.Module):
         cache.k[layer, :, :, start:end] = k
         cache.v[layer, :, :, start:end] = v.view(batch, length, c.num_kv_heads, c.head_dim).transpose(1, 2)
         keys, values = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
-        if length == 1:
+        if attention_out is not None:
+            # Introspection: the weights themselves, which the fused SDPA kernels never materialise.
+            group = c.num_heads // c.num_kv_heads
+            keys, values = keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1)
+            scores = (q @ keys.transpose(-1, -2)) * c.head_dim ** -0.5
+            scores = scores.masked_fill(~_causal_mask(start, end, x.device), float("-inf"))
+            weights = scores.float().softmax(dim=-1).to(q.dtype)
+            attention_out.append(weights)
+            attn = (weights @ values).transpose(1, 2).reshape(batch, length, self.q_size)
+        elif length == 1:
             # One query per head: fold each KV group's query heads into the query axis, so K/V are
             # read once and never expanded.
             group = c.num_heads // c.num_kv_heads
@@ -186,6 +195,23 @@ class LlamaNet(nn.Module):
             self._cos, self._sin = angles.cos().to(dtype), angles.sin().to(dtype)
         return self._cos, self._sin
 
+    def forward_full(self, ids: torch.Tensor, attentions: bool, hidden_states: bool
+                     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Logits of every position, plus per-layer attention weights and hidden states, in one pass."""
+        cache = LlamaCache(self.c, ids.shape[1], self.lm_head.weight.dtype, batch=ids.shape[0])
+        x = self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]
+        cos, sin = (t[: ids.shape[1]] for t in self._rope_tables(ids.shape[1], x.dtype))
+        weights: list[torch.Tensor] = []
+        states = [x] if hidden_states else []
+        for layer, block in enumerate(self.blocks):
+            x = block(x, layer, cache, cos, sin, weights if attentions else None)
+            if hidden_states:
+                states.append(x)
+        x = F.rms_norm(x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
+        if hidden_states:
+            states[-1] = x  # as transformers reports it: the last hidden state after the final norm
+        return self.lm_head(x), weights, states
+
     def forward(self, ids: torch.Tensor, cache: LlamaCache) -> torch.Tensor:
         """Logits of the last position, (batch, vocab); `ids` is (batch, new tokens)."""
         length = ids.shape[1]
@@ -229,6 +255,19 @@ class LlamaModel:
     def forward(self, ids: Sequence[int], cache: LlamaCache) -> np.ndarray:
         tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
         return self.net(tensor, cache)[0].float().numpy()
+
+    @torch.inference_mode()
+    def forward_full(self, ids: Sequence[int], attentions: bool = True, hidden_states: bool = True) -> FullForward:
+        if len(ids) > self.context_length:
+            raise ContextOverflow(f"{len(ids)} tokens do not fit the context of {self.context_length}",
+                                  "use a shorter text or a sliding window")
+        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
+        logits, weights, states = self.net.forward_full(tensor, attentions, hidden_states)
+        return FullForward(
+            logits=logits[0].float().numpy(),
+            attentions=torch.stack(weights)[:, 0].float().numpy() if weights else None,
+            hidden_states=torch.stack(states)[:, 0].float().numpy() if states else None,
+        )
 
 
 def _load_net(c: LlamaConfig, directory: Path, dtype: torch.dtype) -> LlamaNet:

@@ -183,9 +183,11 @@ class LlamaNet(nn.Module):
         # largest matrix, stored in the layout the per-step GEMV wants.
         self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
         self.embed = None if c.tie_embeddings else nn.Embedding(c.vocab_size, c.hidden_size)
-        inv_freq = 1.0 / (c.rope_theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float64) / c.head_dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self._cos = self._sin = torch.empty(0)
+        # Built on the CPU even when the module is created under the meta device: computing on meta would
+        # import torch's reference implementations, ~1.5 s of start-up.
+        exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64, device="cpu") / c.head_dim
+        self.register_buffer("inv_freq", 1.0 / (c.rope_theta**exponents), persistent=False)
+        self._cos = self._sin = torch.empty(0, device="cpu")
 
     def _rope_tables(self, end: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         if self._cos.shape[0] < end or self._cos.dtype != dtype:
@@ -256,6 +258,14 @@ class LlamaModel:
         tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
         return self.net(tensor, cache)[0].float().numpy()
 
+    def embedding_matrix(self) -> np.ndarray:
+        """The input embedding table, (vocab, hidden), read-only: a view of the weights for float32, a
+        float32 copy otherwise (numpy has no bfloat16). With tied embeddings it is the LM head's weight."""
+        weight = self.net.embed.weight if self.net.embed is not None else self.net.lm_head.weight
+        matrix = weight.detach().numpy() if weight.dtype == torch.float32 else weight.detach().float().numpy()
+        matrix.flags.writeable = False
+        return matrix
+
     @torch.inference_mode()
     def forward_full(self, ids: Sequence[int], attentions: bool = True, hidden_states: bool = True) -> FullForward:
         if len(ids) > self.context_length:
@@ -311,8 +321,8 @@ def _load_net(c: LlamaConfig, directory: Path, dtype: torch.dtype) -> LlamaNet:
     state["lm_head.weight"] = embed if c.tie_embeddings else head
     if not c.tie_embeddings:
         state["embed.weight"] = embed
-    state = {k: _gemv_layout(v.to(dtype)) if v.dim() == 2 and k != "embed.weight" else v.to(dtype)
-             for k, v in state.items()}
+    for key in list(state):  # one tensor at a time, dropping each original: peak memory ~1 extra matrix
+        value = state.pop(key).to(dtype)
+        state[key] = _gemv_layout(value) if value.dim() == 2 and key != "embed.weight" else value
     net.load_state_dict(state, assign=True, strict=True)
-    net.inv_freq = 1.0 / (c.rope_theta ** (torch.arange(0, c.head_dim, 2, dtype=torch.float64) / c.head_dim))
     return net.eval().requires_grad_(False)

@@ -27,8 +27,9 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import generate, models
+    from llm_playground.cli import explore, generate, models
 
+    explore.register(app)
     generate.register(app)
     models.register(app)
 

@@ -63,6 +63,7 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
     """Write to a temp file beside `path`, then `os.replace` it: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; the result should look like any other file
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
@@ -73,6 +74,16 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _read_umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+# Read once at import: os.umask can only be read by setting it, which is not safe once threads run.
+_UMASK = _read_umask()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

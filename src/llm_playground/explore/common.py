@@ -35,7 +35,7 @@ def introspectable(model: LanguageModel) -> Introspectable:
     """The model, if its backend can show attention weights and hidden states."""
     if not isinstance(model, Introspectable):
         raise InputError(f"the {model.info.backend} backend cannot show attention weights or hidden states",
-                         "use --backend native (Llama-family models)")
+                         "use --backend native or transformers")
     return model
 
 

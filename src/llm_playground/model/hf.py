@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from llm_playground.errors import ModelLoadError
-from llm_playground.model.base import ModelInfo, describe_dtype
+from llm_playground.model.base import FullForward, ModelInfo, describe_dtype
 from llm_playground.tokenizer.hf import HFTokenizer
 
 
@@ -64,3 +64,25 @@ class HFModel:
         cache.past = out.past_key_values
         cache.length += len(ids)
         return out.logits[0, -1].float().numpy()
+
+    @torch.inference_mode()
+    def forward_full(self, ids: Sequence[int], attentions: bool = True, hidden_states: bool = True) -> FullForward:
+        """One pass with every layer's attention weights and hidden states.
+
+        Fused attention kernels never materialise the weights, so the pass runs with transformers' eager
+        attention and switches back afterwards.
+        """
+        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
+        previous = self.net.config._attn_implementation
+        if attentions and previous != "eager":
+            self.net.set_attn_implementation("eager")
+        try:
+            out = self.net(input_ids=tensor, output_attentions=attentions, output_hidden_states=hidden_states)
+        finally:
+            if self.net.config._attn_implementation != previous:
+                self.net.set_attn_implementation(previous)
+        return FullForward(
+            logits=out.logits[0].float().numpy(),
+            attentions=torch.stack(out.attentions)[:, 0].float().numpy() if attentions else None,
+            hidden_states=torch.stack(out.hidden_states)[:, 0].float().numpy() if hidden_states else None,
+        )

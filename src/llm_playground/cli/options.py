@@ -20,7 +20,7 @@ from llm_playground.model import DEFAULT_MODEL, LanguageModel, load_model
 F = TypeVar("F", bound=Callable[..., Any])
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="model name, .gguf file or model directory")]
-DtypeOption = Annotated[str, typer.Option(help="weights' dtype: float32 or bfloat16")]
+DtypeOption = Annotated[str, typer.Option(help="weights' dtype: float32, float16 (faster decoding on CPU) or bfloat16")]
 BackendOption = Annotated[str, typer.Option(help="auto, native, transformers or llamacpp")]
 ThreadsOption = Annotated[int | None, typer.Option(help="torch threads (default: half the cores, or "
                                                            "LLMP_THREADS)")]  # noqa: UP045 (typer needs it)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from llm_playground.cli.options import BackendOption, DtypeOption, ModelOption, ThreadsOption, open_model
+from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, ModelOption, with_model_options
 from llm_playground.errors import InputError
 from llm_playground.generate.params import SamplingParams
 from llm_playground.model import DEFAULT_MODEL, LanguageModel
@@ -130,23 +130,21 @@ def tokens_command(
 # --- next token ---------------------------------------------------------------------------------------------
 
 @explore_app.command("next")
+@with_model_options
 def next_command(
     text: TextArgument,
     top: Annotated[int, typer.Option(help="how many tokens to list")] = 10,
     temperature: Annotated[float, typer.Option(help="divide the logits by this before softmax (0 = greedy)")] = 1.0,
     chat: ChatOption = False,
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     output: OutOption = None,
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """The most likely next tokens after TEXT: logits, probabilities with temperature, entropy."""
     from llm_playground.explore import charts
     from llm_playground.explore.next_token import next_token
 
     paths, text = _check_outputs(output), _text(text)
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     start = time.perf_counter()
     result = next_token(lm, _ids(lm, text, chat), top, temperature)
     elapsed = time.perf_counter() - start
@@ -162,17 +160,15 @@ def next_command(
 # --- attention ----------------------------------------------------------------------------------------------
 
 @explore_app.command("attention")
+@with_model_options
 def attention_command(
     text: TextArgument,
     layer: Annotated[int, typer.Option(help="layer to show (0 = first, -1 = last)")] = 0,
     head: Annotated[Optional[int], typer.Option(help="one head (default: every head of the layer)")] = None,  # noqa: UP045
     mean: Annotated[bool, typer.Option(help="the mean over the layer's heads")] = False,
     chat: ChatOption = False,
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     output: OutOption = None,
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """Attention weights of every layer and head from one forward pass; chart: one head, a layer's grid or the mean."""
     from llm_playground.explore import charts
@@ -182,7 +178,7 @@ def attention_command(
     paths, text = _check_outputs(output), _text(text)
     if head is not None and mean:
         raise InputError("--head and --mean show different things", "give one of them")
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     start = time.perf_counter()
     maps = attention(lm, _ids(lm, text, chat))
     elapsed = time.perf_counter() - start
@@ -206,6 +202,7 @@ def attention_command(
 # --- embeddings ---------------------------------------------------------------------------------------------
 
 @explore_app.command("embeddings")
+@with_model_options
 def embeddings_command(
     text: Annotated[Optional[str], typer.Argument(help="a text: project its tokens' hidden states")] = None,  # noqa: UP045
     words: Annotated[Optional[str], typer.Option(  # noqa: UP045
@@ -214,11 +211,8 @@ def embeddings_command(
     method: Annotated[str, typer.Option(help="pca, tsne, umap or all (side by side)")] = "all",
     seed: Annotated[int, typer.Option(help="seed of the projections")] = 0,
     chat: ChatOption = False,
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     output: OutOption = None,
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """2-D projections (PCA, t-SNE, UMAP) of a text's hidden states at any layer, or of words' embeddings."""
     from llm_playground.explore import charts, embeddings
@@ -232,7 +226,7 @@ def embeddings_command(
     if points is not None:  # too few words is known before loading anything
         for m in methods:
             embeddings.check_method(m, points)
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     if words is not None:
         vectors = embeddings.word_embeddings(lm, word_list)
         matrix, point_labels, title = vectors.vectors, vectors.words, "Input embeddings of words"
@@ -266,6 +260,7 @@ def _coloured(result: Any) -> Text:
 
 
 @explore_app.command("perplexity")
+@with_model_options
 def perplexity_command(
     texts: Annotated[Optional[list[str]], typer.Argument(  # noqa: UP045
         help="one text (per-token surprisal) or several (a comparison); - reads standard input")] = None,
@@ -273,11 +268,8 @@ def perplexity_command(
     window: Annotated[Optional[int], typer.Option(  # noqa: UP045
         help="tokens per window for texts longer than it [default: min(context, 512)]")] = None,
     stride: Annotated[Optional[int], typer.Option(help="how far the window moves [default: window/2]")] = None,  # noqa: UP045
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     output: OutOption = None,
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """Perplexity and per-token surprisal (nats, bits) of a text, windowed past the context; or several texts."""
     from llm_playground.explore import charts
@@ -288,7 +280,7 @@ def perplexity_command(
     given = [_text(t) for t in texts or []]
     if not given and not examples:
         raise InputError("give a text, several texts, or --examples", "e.g. llmp explore perplexity --examples")
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     if len(given) == 1 and not examples:
         result = ppl.perplexity(lm, encode(lm.tokenizer, given[0]), window, stride)
         out.print(_coloured(result))
@@ -313,6 +305,7 @@ def perplexity_command(
 # --- experiments --------------------------------------------------------------------------------------------
 
 @explore_app.command("sweep")
+@with_model_options
 def sweep_command(
     prompt: TextArgument,
     kind: Annotated[str, typer.Option(help="temperature, sampling (top-k against top-p) or repetition "
@@ -323,11 +316,8 @@ def sweep_command(
     temperature: Annotated[Optional[float], typer.Option(  # noqa: UP045
         help="base temperature of the sampling and repetition sweeps [default: 1.0 and 0 (greedy)]")] = None,
     chat: ChatOption = False,
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     output: OutOption = None,
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """The same prompt under several sampling settings: outputs, distinct-1, distinct-2, unique outputs."""
     from llm_playground.explore import charts, experiments
@@ -338,7 +328,7 @@ def sweep_command(
     default_temperature = {"temperature": 1.0, "sampling": 1.0, "repetition": 0.0}[kind]
     base = SamplingParams.create(n=samples, max_new_tokens=max_new_tokens, seed=seed,
                                  temperature=default_temperature if temperature is None else temperature)
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     start = time.perf_counter()
     result = experiments.sweep(lm, _ids(lm, prompt, chat), kind, base)
     elapsed = time.perf_counter() - start
@@ -354,6 +344,7 @@ def sweep_command(
 # --- walkthrough --------------------------------------------------------------------------------------------
 
 @explore_app.command("walkthrough")
+@with_model_options
 def walkthrough_command(
     prompt: TextArgument,
     temperature: Annotated[float, typer.Option(help="sampling temperature (0 = greedy)")] = 0.7,
@@ -364,11 +355,8 @@ def walkthrough_command(
     layers: Annotated[bool, typer.Option(help="also keep every layer's hidden state (one more forward pass)")]
     = False,
     chat: ChatOption = False,
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     output: OutOption = None,
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """One request step by step: text → tokens → embeddings → layers → logits → softmax → top-5 → sample → text."""
     from llm_playground.explore import charts
@@ -377,7 +365,7 @@ def walkthrough_command(
     paths, prompt = _check_outputs(output), _text(prompt)
     params = SamplingParams.create(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                                    max_new_tokens=max_new_tokens)
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     result = walkthrough(lm, prompt, _ids(lm, prompt, chat), params, layers=layers)
     out.print(_table(f"Walkthrough ({lm.info.name})", ["#", "step", "what happens"],
                      [[i, name, detail] for i, (name, detail) in enumerate(result.steps(), start=1)]))

@@ -11,11 +11,10 @@ import typer
 from rich.console import Console
 
 from llm_playground.cli.options import (
-    BackendOption,
-    DtypeOption,
-    ModelOption,
+    DEFAULT_CHOICE,
+    ModelChoice,
     ThreadsOption,
-    open_model,
+    with_model_options,
     with_sampling_options,
 )
 from llm_playground.errors import InputError, InvalidParameter, PlaygroundError
@@ -23,7 +22,7 @@ from llm_playground.generate import Generation, GenerationResult, SamplingParams
 from llm_playground.generate.prompt import build_prompt, fit_history, render
 from llm_playground.generate.trace import replay as replay_trace
 from llm_playground.generate.trace import traced
-from llm_playground.model import DEFAULT_MODEL, LanguageModel
+from llm_playground.model import LanguageModel
 from llm_playground.workspace import atomic_write_text
 
 out = Console(highlight=False, soft_wrap=True)
@@ -45,25 +44,23 @@ def _stats(result: GenerationResult) -> str:
 
 
 @with_sampling_options
+@with_model_options
 def generate_command(
     prompt: Annotated[str, typer.Argument(help="the prompt, or - to read standard input")],
     sampling: SamplingParams,
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     system: Annotated[Optional[str], typer.Option(help="system prompt (chat template)")] = None,  # noqa: UP045
     raw: Annotated[bool, typer.Option(help="feed the prompt as is, bypassing the chat template")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="print the result object instead")] = False,
     trace: Annotated[Optional[Path], typer.Option(help="write a per-token trace (JSON Lines)")] = None,  # noqa: UP045
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """Generate text from a prompt, streamed token by token."""
     text = _read_prompt(prompt)
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     prompt_text = build_prompt(lm.tokenizer, text, system=system, raw=raw)
     generation = Generation(lm, lm.tokenizer.encode(prompt_text), sampling)
     current = -1
-    for event in traced(generation, trace, prompt_text, model):
+    for event in traced(generation, trace, prompt_text, choice.model):
         if json_output:
             continue
         if sampling.n > 1 and event.index != current:
@@ -84,16 +81,14 @@ def generate_command(
 
 
 @with_sampling_options
+@with_model_options
 def chat_command(
     sampling: SamplingParams,
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     system: Annotated[Optional[str], typer.Option(help="system prompt")] = None,  # noqa: UP045
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """Chat in the terminal: /reset, /params key=value, /save FILE, /quit."""
-    lm = open_model(model, dtype, backend, threads)
+    lm = choice.load()
     session = ChatSession(lm, sampling, system)
     err.print(f"[bold]{lm.info.name}[/] ({lm.info.parameters / 1e6:.0f}M parameters, {lm.info.backend}, "
               f"{lm.info.dtype}). Type /quit to leave, /help for commands.")
@@ -202,7 +197,7 @@ def replay_command(
     info = header.get("model_info", {})
 
     def load(spec: str) -> LanguageModel:
-        return open_model(spec, info.get("dtype", "float32"), info.get("backend", "auto"), threads)
+        return ModelChoice(spec, info.get("dtype", "float32"), info.get("backend", "auto"), threads).load()
 
     report = replay_trace(trace, load)
     if report.ok:

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from llm_playground.cli.options import BackendOption, DtypeOption, ModelOption, ThreadsOption, open_model
+from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, with_model_options
 from llm_playground.errors import InputError
-from llm_playground.model import DEFAULT_MODEL, list_models
+from llm_playground.model import list_models
 
 out = Console(highlight=False)
 
@@ -27,7 +27,7 @@ def models_command(
         row = {"name": entry.name, "description": entry.description, "location": entry.location,
                "converted": entry.converted}
         if load and not entry.location.startswith("missing"):
-            info = open_model(entry.name).info
+            info = ModelChoice(entry.name).load().info
             row |= {"parameters": info.parameters, "context_length": info.context_length,
                     "vocab_size": info.vocab_size, "dtype": info.dtype, "backend": info.backend,
                     "converted": info.location}
@@ -47,18 +47,16 @@ def models_command(
     out.print("[dim]Also accepted by --model: any .gguf file or Hugging Face model directory.[/]")
 
 
+@with_model_options
 def tokenize_command(
     text: Annotated[str, typer.Argument(help="text to tokenize")],
-    model: ModelOption = DEFAULT_MODEL,
+    choice: ModelChoice = DEFAULT_CHOICE,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    dtype: DtypeOption = "float32",
-    backend: BackendOption = "auto",
-    threads: ThreadsOption = None,
 ) -> None:
     """Show how a model's tokenizer splits TEXT: tokens, ids and counts."""
     if not text:
         raise InputError("the text is empty", "give some text to tokenize")
-    tokenizer = open_model(model, dtype, backend, threads).tokenizer
+    tokenizer = choice.load().tokenizer
     ids = tokenizer.encode(text)
     words = max(len(text.split()), 1)
     pieces = [{"id": i, "token": tokenizer.token_text(i), "text": tokenizer.decode([i])} for i in ids]

@@ -50,6 +50,35 @@ class Workspace:
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
+    # The build flow's artefacts (DESIGN.md "The flow"): one name for each, used by every stage.
+    @property
+    def corpus_path(self) -> Path:
+        return self.raw_dir / "corpus.txt"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.raw_dir / "manifest.json"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        """The SentencePiece model; `tokenizer.vocab` sits beside it."""
+        return self.models_dir / "tokenizer.model"
+
+    @property
+    def train_bin(self) -> Path:
+        return self.processed_dir / "train.bin"
+
+    @property
+    def val_bin(self) -> Path:
+        return self.processed_dir / "val.bin"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.processed_dir / "meta.json"
+
+    def run_dir(self, name: str) -> Path:
+        return self.runs_dir / name
+
 
 def cache_dir() -> Path:
     """Where converted models live; created on first use."""

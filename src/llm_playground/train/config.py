@@ -132,9 +132,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def build_config(preset: str | None = None, file: Path | None = None, overrides: list[str] | None = None
-                 ) -> TrainConfig:
-    values: dict[str, Any] = {}
+def build_config(preset: str | None = None, file: Path | None = None, overrides: list[str] | None = None,
+                 base: dict[str, Any] | None = None) -> TrainConfig:
+    """`base` (a resumed run's saved settings) < preset < YAML file < `--set`."""
+    values: dict[str, Any] = dict(base or {})
     if preset is not None:
         if preset not in PRESETS:
             raise InvalidParameter(f"unknown preset {preset!r}", f"use one of: {', '.join(PRESETS)}")

@@ -39,14 +39,14 @@ def setup(device_type: str) -> Distributed:
     return env
 
 
-def mean(value: float, env: Distributed) -> float:
-    """The average of a number over every rank (each rank must call it at the same point)."""
+def gather(value: float, env: Distributed) -> list[float]:
+    """A number from every rank, in rank order (each rank must call it at the same point)."""
     if not env.enabled:
-        return value
+        return [value]
     device = f"cuda:{env.local_rank}" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces GPU tensors only
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / env.world_size
+    parts = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(env.world_size)]
+    dist.all_gather(parts, torch.tensor([value], dtype=torch.float64, device=device))
+    return [float(p.item()) for p in parts]
 
 
 def barrier(env: Distributed) -> None:

@@ -21,8 +21,7 @@ class MetricsLog:
         else:
             # Lines past the checkpoint belong to steps that will be run again: dropped, so the log of a
             # resumed run reads like the log of an uninterrupted one.
-            kept = [r for r in read_metrics(path) if r["step"] < resume_step or (r["step"] == resume_step
-                                                                                and r["kind"] == "eval")]
+            kept = [r for r in read_metrics(path) if r["step"] <= resume_step]
             with atomic_open(path) as handle:
                 handle.writelines(json.dumps(r) + "\n" for r in kept)
 

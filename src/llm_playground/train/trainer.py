@@ -169,14 +169,16 @@ class Trainer:
                     self.step += 1
                     window_steps += 1
                     if self.step % c.log_interval == 0 or self.step == c.max_iters:
-                        loss = ddp.mean(losses.item() / window_steps, env)
+                        rank_losses = ddp.gather(losses.item() / window_steps, env)
+                        loss = sum(rank_losses) / len(rank_losses)
                         seconds = time.perf_counter() - window_start - eval_seconds
                         result.tokens_per_s = tokens_per_step * window_steps / max(seconds, 1e-9)
                         lr = learning_rate(self.step - 1, c)
                         if metrics is not None:
                             metrics.write({"kind": "train", "step": self.step, "loss": loss, "lr": lr,
                                            "tokens_per_s": round(result.tokens_per_s, 1),
-                                           "ms_per_step": round(1000 * seconds / window_steps, 2)})
+                                           "ms_per_step": round(1000 * seconds / window_steps, 2)}
+                                          | ({"rank_losses": rank_losses} if env.enabled else {}))
                         progress.update(self.step, loss, lr, result.tokens_per_s)
                         window_start, window_steps, eval_seconds = time.perf_counter(), 0, 0.0
                         losses = torch.zeros((), device=self.device)

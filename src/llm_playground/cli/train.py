@@ -44,6 +44,8 @@ def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file:
     else:
         config = build_config(preset or ("tiny" if config_file is None else None), config_file, overrides)
     result = Trainer(config, workspace, run_dir, resume=resume, console=err).run()
+    if not result.is_main:
+        return
     if result.samples:
         out.print(f"[bold]sample at step {result.step}:[/]\n{result.samples[-1].strip()}", markup=True)
     where = _shown(workspace, run_dir)

@@ -46,6 +46,7 @@ class RunResult:
     samples: list[str] = field(default_factory=list)
     tokens_per_s: float = 0.0
     elapsed_s: float = 0.0
+    is_main: bool = True  # under DDP, only rank 0 reports
 
 
 def sha256(path: Path) -> str:
@@ -156,7 +157,7 @@ class Trainer:
         if env.is_main:
             metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.step if self.resume else None)
         tokens_per_step = c.batch_size * c.block_size * self.micro_steps * env.world_size
-        result = RunResult(self.run_dir, self.step, self.best_val_loss, self.val_loss)
+        result = RunResult(self.run_dir, self.step, self.best_val_loss, self.val_loss, is_main=env.is_main)
         progress = TrainProgress(self.console, c.max_iters, self.step, enabled=env.is_main)
         started = window_start = time.perf_counter()
         window_steps, eval_seconds, losses = 0, 0.0, torch.zeros((), device=self.device)

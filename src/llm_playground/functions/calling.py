@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_playground.errors import InputError
+from llm_playground.errors import ContextOverflow, InputError
 from llm_playground.functions.grammar import ConstraintStats, GrammarConstraint, schema_grammar
 from llm_playground.functions.prompt import call_prompt
 from llm_playground.functions.schema import FunctionSpec
@@ -110,12 +110,16 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     if not any(m.get("content", "").strip() for m in messages if m["role"] == "user"):
         raise InputError("the request is empty", "give a prompt that asks for something")
     params = params or GREEDY
+    request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    budget = model.context_length - params.max_new_tokens - 64
+    if len(model.tokenizer.encode(request)) > budget:
+        raise ContextOverflow(f"the request is longer than the model's context allows ({budget} tokens)",
+                              "shorten the request")
     candidates, allow_none = _candidates(functions, tool_choice, allow_none)
     stats = CallStats()
     probs: dict[str, float] = {}
     if choose and not parallel and len(candidates) > 1:
         ranker = ranker if ranker is not None and ranker.functions == candidates else FunctionRanker(model, candidates)
-        request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
         probs = choice_probabilities(ranker.scores(request))
         best = max(probs, key=probs.__getitem__)
         candidates = [f for f in candidates if f.name == best]

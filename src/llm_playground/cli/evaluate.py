@@ -30,7 +30,6 @@ def _read(text: str | None, file: Path | None) -> str:
     return text
 
 
-@eval_app.command("perplexity")
 @with_model_options
 def perplexity_command(
     text: Annotated[Optional[str], typer.Option(help="the text to score")] = None,  # noqa: UP045
@@ -60,4 +59,9 @@ def perplexity_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `perplexity` to the `eval` group (other commands, e.g. `eval calls`, live in it too)."""
+    for group in app.registered_groups:
+        if group.name == "eval" and group.typer_instance is not None:
+            group.typer_instance.command("perplexity")(perplexity_command)
+            return
     app.add_typer(eval_app, name="eval")

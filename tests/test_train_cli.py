@@ -109,3 +109,17 @@ def test_ddp_two_processes_on_gloo(workspace):
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "loss.png", "metrics.jsonl",
                                                         "tokenizer.model", "train_config.yaml"]
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["best", "last"]
+
+
+def test_pipeline_from_an_empty_folder(tmp_path):
+    pytest.importorskip("llm_playground.data.corpus", reason="the data stages (llmp data …) are not in this build")
+    env = {**os.environ, "LLMP_THREADS": "1", "LLMP_HOME": str(tmp_path), "COLUMNS": "200"}
+    args = [sys.executable, "-m", "llm_playground.cli.main", "pipeline", *TINY, "--set", "max_iters=6",
+            "--set", "eval_interval=3"]
+    run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for stage in ("collect", "tokenizer", "prepare", "train"):
+        assert f"{stage}: " in run.stderr or f"{stage}\n" in run.stderr or stage in run.stderr
+    assert (tmp_path / "runs" / "tiny" / "checkpoints" / "best" / "model.safetensors").is_file()
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "is complete" in again.stderr, again.stderr[-3000:]

@@ -143,3 +143,33 @@ def test_metrics_lines_are_json(workspace):
         pytest.skip("needs the resume test's run")
     for line in (run / "metrics.jsonl").read_text().splitlines():
         assert json.loads(line)["kind"] in ("train", "eval")
+
+
+def test_device_and_autocast_choices():
+    from llm_playground.train.trainer import autocast_for, resolve_device
+
+    cpu = torch.device("cpu")
+    auto = build_config("tiny")
+    assert resolve_device(build_config("tiny", overrides=["device=cpu"])) == cpu
+    assert not isinstance(autocast_for(auto, cpu), torch.autocast)  # float32 on CPU unless asked
+    bf16 = autocast_for(build_config("tiny", overrides=["dtype=bfloat16"]), cpu)
+    assert isinstance(bf16, torch.autocast) and bf16.fast_dtype == torch.bfloat16
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            resolve_device(build_config("tiny", overrides=["device=cuda"]))
+
+
+def test_bf16_autocast_trains_on_cpu(workspace):
+    result = Trainer(build_config("tiny", overrides=[*SMALL, "max_iters=3", "eval_interval=3", "dtype=bfloat16"]),
+                     workspace, workspace.run_dir("bf16")).run()
+    assert result.step == 3 and 4 < result.val_loss < 7
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only: bf16 autocast, fused AdamW, torch.compile")
+def test_cuda_bf16_fused_compiled(workspace):
+    config = build_config("tiny", overrides=[*SMALL, "max_iters=20", "eval_interval=10", "compile=true"])
+    trainer = Trainer(config, workspace, workspace.run_dir("cuda"))
+    result = trainer.run()
+    assert trainer.device.type == "cuda" and trainer.optimizer.defaults["fused"]
+    losses = [r["loss"] for r in read_metrics(workspace.run_dir("cuda") / "metrics.jsonl") if r["kind"] == "train"]
+    assert result.step == 20 and losses[-1] < losses[0]

@@ -123,3 +123,11 @@ def test_pipeline_from_an_empty_folder(tmp_path):
     assert (tmp_path / "runs" / "tiny" / "checkpoints" / "best" / "model.safetensors").is_file()
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "is complete" in again.stderr, again.stderr[-3000:]
+
+
+def test_eval_perplexity_of_a_pretrained_model(workspace, smollm2_dir):
+    text = "The sun rose slowly over the quiet village, and the baker opened his shop. " * 3
+    run = llmp(workspace, "eval", "perplexity", "--model", "smollm2", "--text", text, "--window", "32", "--json")
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout)
+    assert figures["model"] == "smollm2" and figures["windows"] > 1 and 1 < figures["perplexity"] < 100

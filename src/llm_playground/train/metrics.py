@@ -24,10 +24,14 @@ class MetricsLog:
             kept = [r for r in read_metrics(path) if r["step"] <= resume_step]
             with atomic_open(path) as handle:
                 handle.writelines(json.dumps(r) + "\n" for r in kept)
+        self._handle = self.path.open("a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        self._handle.write(json.dumps(record) + "\n")
+        self._handle.flush()  # readers (llmp status, the web app) see each line as soon as it is written
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ class TrainProgress:
         self.progress = Progress(
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]} tok/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, disable=not enabled)
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, disable=not enabled,
+            refresh_per_second=2)  # each redraw takes CPU from training: twice a second is enough
         self.task = self.progress.add_task("train", total=total, completed=start, loss="-", lr="-", speed="-")
 
     def __enter__(self) -> TrainProgress:

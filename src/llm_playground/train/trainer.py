@@ -70,6 +70,15 @@ def autocast_for(config: TrainConfig, device: torch.device) -> contextlib.Abstra
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def _adamw(net: GPT, c: TrainConfig) -> torch.optim.AdamW:
+    """Fused AdamW (one kernel per parameter instead of a dozen) where this torch has it for the device."""
+    groups = net.optimizer_groups(c.weight_decay)
+    try:
+        return torch.optim.AdamW(groups, lr=c.learning_rate, betas=(c.beta1, c.beta2), fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(net.optimizer_groups(c.weight_decay), lr=c.learning_rate, betas=(c.beta1, c.beta2))
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, workspace: Workspace, run_dir: Path, resume: bool = False,
                  console: Console | None = None, on_step: Callable[[int], None] | None = None) -> None:
@@ -133,9 +142,7 @@ class Trainer:
         else:
             net = GPT(self.model_config)
         self.net = net.to(self.device).train().requires_grad_(True)
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(self.net.optimizer_groups(c.weight_decay), lr=c.learning_rate,
-                                           betas=(c.beta1, c.beta2), fused=fused)
+        self.optimizer = _adamw(self.net, c)
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             restore_rng(state["rng"])
@@ -193,6 +200,8 @@ class Trainer:
                 self.console.print(f"interrupted at step {self.step}: saving {self.checkpoints / 'last'}")
                 self._save("last")
         finally:
+            if metrics is not None:
+                metrics.close()
             ddp.teardown(env)
         if env.is_main:
             write_loss_chart(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png", f"{self.run_dir.name}")

@@ -146,6 +146,7 @@ def compare(args: argparse.Namespace, workspace: Path, data: Path, tmp: Path, th
     ours_ms, theirs_ms = steady(ours_ms, args.eval_interval, paused), steady(theirs_ms, args.eval_interval, paused)
     return {"ours_tps": tokens_per_s(ours_ms), "theirs_tps": tokens_per_s(theirs_ms),
             "ours_ms": statistics.median(ours_ms), "theirs_ms": statistics.median(theirs_ms),
+            "ours_min": min(ours_ms), "theirs_min": min(theirs_ms),
             "val_ours": ours_evals.get(iters, float("nan")), "val_theirs": theirs_evals.get(iters, float("nan")),
             "sample": sample, "iters_timed": (len(ours_ms), len(theirs_ms))}
 
@@ -182,10 +183,9 @@ def main() -> None:
     ratio = result["ours_tps"] / result["theirs_tps"]
     print(f"\n{args.iters} iterations at {args.threads} thread(s), alternated in slices of {args.slice:g} s; "
           f"timed iterations: ours {result['iters_timed'][0]}, nanoGPT {result['iters_timed'][1]}")
-    print(f"ours:    {result['ours_tps']:,.0f} tokens/s (median {result['ours_ms']:.1f} ms/iter), "
-          f"val loss {result['val_ours']:.4f}")
-    print(f"nanoGPT: {result['theirs_tps']:,.0f} tokens/s (median {result['theirs_ms']:.1f} ms/iter), "
-          f"val loss {result['val_theirs']:.4f}")
+    for who, key in (("ours:   ", "ours"), ("nanoGPT:", "theirs")):
+        print(f"{who} {result[key + '_tps']:,.0f} tokens/s (median {result[key + '_ms']:.1f} ms/iter, fastest "
+              f"{result[key + '_min']:.1f}), val loss {result['val_' + key]:.4f}")
     for key, ms in threads.items():
         print(f"threads: {key} {ms:.1f} ms/iter")
     print(f"sample (ours, step {args.iters}):\n{result['sample']}")

@@ -75,11 +75,17 @@ def test_missing_stage_names_the_command(tmp_path):
     assert run.returncode == 2 and "stage: collect" in run.stderr and "llmp data collect" in run.stderr
 
 
+def _default_sigint() -> None:
+    # A test run started in the background of a shell inherits SIGINT ignored, and Python then never turns
+    # Ctrl-C into KeyboardInterrupt: the child gets the default disposition, as in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_before_exiting(workspace):
     process = subprocess.Popen([sys.executable, "-m", "llm_playground.cli.main", "train", *TINY, "--set",
                                 "max_iters=100000", "--set", "eval_interval=100000", "--out", "runs/sigint"],
                                env=_env(workspace), cwd=workspace.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=_default_sigint)
     metrics = workspace.run_dir("sigint") / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and sum(1 for _ in read_metrics(metrics)) < 5:

@@ -194,3 +194,18 @@ def _refusal(base_url: str, response: httpx.Response) -> ProviderError:
            413: "send a shorter conversation",
            429: "the provider is busy or the quota is spent; wait and try again"}.get(status)
     return ProviderError(f"{base_url} answered {status}: {message}", fix)
+
+
+@dataclass(frozen=True)
+class RemoteChatModel:
+    """A model behind a provider, as a chat front end picks it: `stream` takes our `SamplingParams`."""
+
+    client: ProviderClient
+    model: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} at {self.client.base_url}"
+
+    def stream(self, messages: Sequence[dict[str, Any]], params: SamplingParams) -> ChatStream:
+        return self.client.stream_chat(self.model, messages, **openai_params(params))

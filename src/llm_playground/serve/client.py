@@ -7,6 +7,7 @@ that yields text deltas, timeouts, and retries with backoff on 429, 5xx and drop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -84,7 +85,7 @@ class ProviderClient:
         self.close()
 
     def models(self) -> list[str]:
-        with self._send("GET", "/models") as response:
+        with contextlib.closing(self._send("GET", "/models")) as response:
             response.read()
             return [entry["id"] for entry in response.json().get("data", [])]
 
@@ -104,7 +105,7 @@ class ProviderClient:
     def _deltas(self, body: dict[str, Any], reply: ChatReply) -> Iterator[str]:
         start = time.perf_counter()
         parts: list[str] = []
-        with self._send("POST", "/chat/completions", json=body) as response:
+        with contextlib.closing(self._send("POST", "/chat/completions", json=body)) as response:
             try:
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -135,8 +136,8 @@ class ProviderClient:
                                     "is the URL an OpenAI-compatible endpoint (usually ending in /v1)?") from exc
         reply.total_ms = (time.perf_counter() - start) * 1000
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The response (a context manager), after retries; refusals become `ProviderError`."""
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The streamed response, after retries (the caller closes it); refusals become `ProviderError`."""
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -217,3 +218,93 @@ def test_every_request_is_logged(client, log_path):
     assert record.messages[0]["content"] == "Log me: zebra" and record.params["seed"] == 5
     assert record.completion_tokens == 3 and record.output[0]["finish_reason"] == "length"
     assert record.total_ms > 0 and record.ttft_ms > 0 and record.time.startswith("20")
+
+
+TOOLS = [
+    {"type": "function", "function": {
+        "name": "fn_add_numbers", "description": "Add two numbers together and return their sum.",
+        "parameters": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+                       "required": ["a", "b"]}}},
+    {"type": "function", "function": {
+        "name": "fn_greet", "description": "Generate a greeting message for a person by name.",
+        "parameters": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}},
+]
+SUM = [{"role": "user", "content": "What is the sum of 2 and 3?"}]
+
+
+def _call(reply) -> tuple[str, dict]:
+    [call] = reply.choices[0].message.tool_calls
+    assert call.type == "function" and call.id.startswith("call")
+    return call.function.name, json.loads(call.function.arguments)
+
+
+def test_tool_choice_required_decodes_a_valid_call(client):
+    reply = client.chat.completions.create(model="smollm2", messages=SUM, tools=TOOLS, tool_choice="required",
+                                           temperature=0)
+    assert reply.choices[0].finish_reason == "tool_calls" and reply.choices[0].message.content is None
+    name, arguments = _call(reply)
+    assert name == "fn_add_numbers" and set(arguments) == {"a", "b"}
+    assert all(isinstance(v, int | float) for v in arguments.values())
+    assert reply.usage.completion_tokens > 0
+
+
+def test_tool_choice_named_function(client):
+    reply = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Greet shrek"}],
+                                           tools=TOOLS, tool_choice={"type": "function",
+                                                                     "function": {"name": "fn_greet"}})
+    name, arguments = _call(reply)
+    assert name == "fn_greet" and isinstance(arguments["name"], str)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="smollm2", messages=SUM, tools=TOOLS,
+                                       tool_choice={"type": "function", "function": {"name": "fn_missing"}})
+
+
+def test_tool_choice_auto_calls_or_answers(client):
+    reply = client.chat.completions.create(model="smollm2", messages=SUM, tools=TOOLS, tool_choice="auto",
+                                           temperature=0, max_tokens=30)
+    choice = reply.choices[0]
+    if choice.finish_reason == "tool_calls":
+        assert _call(reply)[0] in ("fn_add_numbers", "fn_greet")
+    else:
+        assert choice.message.content and not choice.message.tool_calls
+
+
+def test_tool_choice_none_is_a_plain_chat(client):
+    reply = client.chat.completions.create(model="smollm2", messages=QUESTION, tools=TOOLS, tool_choice="none",
+                                           temperature=0, max_tokens=20)
+    assert "Paris" in reply.choices[0].message.content and not reply.choices[0].message.tool_calls
+    assert reply.choices[0].finish_reason == "stop"
+
+
+def test_streamed_tool_call(client):
+    stream = client.chat.completions.create(model="smollm2", messages=SUM, tools=TOOLS, tool_choice="required",
+                                            temperature=0, stream=True)
+    chunks = list(stream)
+    calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+    assert [c.function.name for c in calls] == ["fn_add_numbers"]
+    assert set(json.loads(calls[0].function.arguments)) == {"a", "b"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_response_format_json_schema_is_obeyed(client):
+    schema = {"type": "object", "properties": {"country": {"type": "string", "maxLength": 20},
+                                               "capital": {"type": "string", "maxLength": 20},
+                                               "in_europe": {"type": "boolean"}},
+              "required": ["country", "capital", "in_europe"], "additionalProperties": False}
+    reply = client.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": "What is the capital of France? Answer in JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "capital", "schema": schema}},
+        temperature=0, max_tokens=60)
+    data = json.loads(reply.choices[0].message.content)
+    assert list(data) == ["country", "capital", "in_europe"] and isinstance(data["in_europe"], bool)
+    assert data["capital"] == "Paris" and reply.choices[0].finish_reason == "stop"
+
+
+def test_response_format_json_object(client):
+    reply = client.chat.completions.create(
+        model="smollm2", messages=[{"role": "user", "content": "Describe a cat in JSON."}],
+        response_format={"type": "json_object"}, temperature=0, max_tokens=80)
+    assert isinstance(json.loads(reply.choices[0].message.content), dict)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="smollm2", messages=QUESTION, n=2,
+                                       response_format={"type": "json_object"})

@@ -28,12 +28,12 @@ class Plan:
 
     params: SamplingParams
     generations: list[Generation] = field(default_factory=list)
-    tool_call: Any = None  # a zero-argument callable returning a CallOutcome
+    tool_call: Any = None  # (cancelled) -> CallOutcome: function calling instead of generations
     top_logprobs: int | None = None  # None: no logprobs; k: the chosen token and k alternatives
 
     def run(self, emit: Emit, cancelled: threading.Event) -> Any:
         if self.tool_call is not None:
-            return self.tool_call()
+            return self.tool_call(cancelled)
         for offset, generation in enumerate(self.generations):
             for event in generation:
                 if cancelled.is_set():
@@ -88,7 +88,7 @@ def _response_constraint(request: ChatRequest, model: LanguageModel, params: Sam
 
     schema = {"type": "object"} if kind == "json_object" else request.response_format["json_schema"]["schema"]
     try:
-        return json_schema_constraint(model.tokenizer, schema)
+        return json_schema_constraint(model.tokenizer, schema, model.info.vocab_size)
     except ValueError as exc:  # llguidance refuses schemas it cannot compile
         raise ApiError(400, f"response_format: the JSON schema cannot be used: {exc}",
                        param="response_format") from None
@@ -107,9 +107,22 @@ def _tool_call(request: ChatRequest, model: LanguageModel, messages: list[dict[s
         if name not in {spec.name for spec in functions}:
             raise ApiError(400, f"tool_choice names {name!r}, which is not among the tools", param="tool_choice")
         choice = {"name": name}
-    parallel = True if request.parallel_tool_calls is None else request.parallel_tool_calls
+    # OpenAI defaults to parallel calls; here one call is the default, because the single-call pipeline
+    # first picks the function by likelihood, which the small models need (see the README).
+    parallel = bool(request.parallel_tool_calls)
+    chat_ids = model.tokenizer.encode(render(model.tokenizer, messages))
 
-    def run() -> Any:
-        return call_functions(model, messages, functions, tool_choice=choice, parallel=parallel, params=params)
+    def run(cancelled: threading.Event) -> Any:
+        outcome = call_functions(model, messages, functions, tool_choice=choice, parallel=parallel, params=params)
+        if outcome.calls or choice != "auto" or cancelled.is_set():
+            return outcome
+        # Under "auto" the model chose no function: it answers in words, as a plain chat.
+        generation = Generation(model, chat_ids, params)
+        for _ in generation:
+            if cancelled.is_set():
+                break
+        if generation.results:
+            outcome.text, outcome.result = generation.results[0].text, generation.results[0]
+        return outcome
 
     return run

@@ -30,6 +30,8 @@ def serve_command(
     api_key: Annotated[Optional[str], typer.Option(envvar="LLMP_API_KEY", show_envvar=True,  # noqa: UP045
                                                    help="require 'Authorization: Bearer KEY' on /v1")] = None,
     insecure: Annotated[bool, typer.Option(help="allow a non-loopback address without an API key")] = False,
+    batch: Annotated[int, typer.Option(help="requests per model that decode together (continuous batching, "
+                                            "native backend); 1 runs them one at a time")] = 16,
     queue_size: Annotated[int, typer.Option(help="requests that may wait for a model; more get 429")] = 64,
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1 << 20,
     log_requests: Annotated[bool, typer.Option("--log/--no-log", help="log every request to SQLite")] = True,
@@ -41,13 +43,17 @@ def serve_command(
     check_bind(host, api_key, insecure)
     if not 0 <= port <= 65535:
         raise InvalidParameter(f"port must be between 0 and 65535, got {port}", "use e.g. --port 8000")
-    if queue_size < 0 or max_body_bytes < 1:
-        raise InvalidParameter("--queue-size must be >= 0 and --max-body-bytes >= 1", "use the defaults")
-    names = list(dict.fromkeys(models or [ModelChoice.model]))
-    loaded = {name: ModelChoice(name, dtype, backend, threads).load() for name in names}
+    if queue_size < 0 or max_body_bytes < 1 or not 1 <= batch <= 256:
+        raise InvalidParameter("--queue-size must be >= 0, --max-body-bytes >= 1 and --batch 1 to 256",
+                               "use the defaults")
+    loaded = {}
+    for spec in dict.fromkeys(models or [ModelChoice.model]):
+        model = ModelChoice(spec, dtype, backend, threads).load()
+        loaded[model.info.name] = model  # clients name a model as `llmp models` does: smollm2, a file's stem
+    names = list(loaded)
     request_log = RequestLog(Workspace.current().logs_db) if log_requests else None
     app = create_app(loaded, api_key=api_key, max_waiting=queue_size, max_body_bytes=max_body_bytes,
-                     request_log=request_log)
+                     request_log=request_log, max_batch=batch)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"serving {', '.join(names)} on [bold]http://{shown}:{port}/v1[/] (OpenAI-compatible; "
               f"{'API key required' if api_key else 'no API key'}); "

@@ -162,6 +162,31 @@ class _Block(nn.Module):
         return x + self.down(F.silu(gate) * up)
 
 
+    def forward_batch(self, x: torch.Tensor, layer: int, caches: Sequence[LlamaCache], cos: torch.Tensor,
+                      sin: torch.Tensor) -> torch.Tensor:
+        """One new token of each of several sequences (x: (batch, 1, hidden)), each over its own cache."""
+        c = self.c
+        batch = x.shape[0]
+        h = F.rms_norm(x, (c.hidden_size,), self.input_norm, c.rms_norm_eps)
+        q, k, v = self.qkv(h).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
+        q = _rope(q.view(batch, 1, c.num_heads, c.head_dim).transpose(1, 2), cos, sin)
+        k = _rope(k.view(batch, 1, c.num_kv_heads, c.head_dim).transpose(1, 2), cos, sin)
+        v = v.view(batch, 1, c.num_kv_heads, c.head_dim).transpose(1, 2)
+        group = c.num_heads // c.num_kv_heads
+        outputs = []
+        for i, cache in enumerate(caches):  # the sequences' lengths differ: attention is per sequence
+            position = cache.length
+            cache.k[layer, :, :, position] = k[i, :, 0]
+            cache.v[layer, :, :, position] = v[i, :, 0]
+            keys, values = cache.k[layer, :, :, : position + 1], cache.v[layer, :, :, : position + 1]
+            query = q[i : i + 1].reshape(1, c.num_kv_heads, group, c.head_dim)
+            outputs.append(F.scaled_dot_product_attention(query, keys, values).reshape(1, 1, self.q_size))
+        x = x + self.o(torch.cat(outputs))
+        h = F.rms_norm(x, (c.hidden_size,), self.post_norm, c.rms_norm_eps)
+        gate, up = self.gate_up(h).chunk(2, dim=-1)
+        return x + self.down(F.silu(gate) * up)
+
+
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -229,6 +254,25 @@ class LlamaNet(nn.Module):
         return self.lm_head(x)
 
 
+    def forward_batch(self, ids: torch.Tensor, caches: Sequence[LlamaCache]) -> torch.Tensor:
+        """Logits (batch, vocab) of one new token per sequence, ids (batch,), each sequence with its own cache.
+
+        The projections, the MLP and the LM head run once for the whole batch, so the weights are read
+        once per step instead of once per sequence (what continuous batching gains on a memory-bound CPU).
+        """
+        for cache in caches:
+            cache.reserve(cache.length + 1)
+        positions = torch.tensor([cache.length for cache in caches])
+        x = (self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]).unsqueeze(1)
+        cos_table, sin_table = self._rope_tables(int(positions.max()) + 1, x.dtype)
+        cos, sin = cos_table[positions][:, None, None], sin_table[positions][:, None, None]
+        for layer, block in enumerate(self.blocks):
+            x = block.forward_batch(x, layer, caches, cos, sin)
+        for cache in caches:
+            cache.length += 1
+        return self.lm_head(F.rms_norm(x[:, -1], (self.c.hidden_size,), self.norm, self.c.rms_norm_eps))
+
+
 class LlamaModel:
     """A `LanguageModel` over `LlamaNet`, loaded from a Hugging Face directory."""
 
@@ -257,6 +301,12 @@ class LlamaModel:
     def forward(self, ids: Sequence[int], cache: LlamaCache) -> np.ndarray:
         tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
         return self.net(tensor, cache)[0].float().numpy()
+
+    @torch.inference_mode()
+    def forward_batch(self, ids: Sequence[int], caches: Sequence[LlamaCache]) -> np.ndarray:
+        """One token for each of several sequences (ids[i] appended to caches[i]): logits (len(ids), vocab)."""
+        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+        return self.net.forward_batch(tensor, caches).float().numpy()
 
     @torch.inference_mode()
     def forward_all(self, ids: Sequence[int], cache: LlamaCache) -> np.ndarray:

@@ -46,9 +46,11 @@ class CancellingStream(StreamingResponse):
 
 def create_app(models: dict[str, LanguageModel], *, api_key: str | None = None,
                max_waiting: int = DEFAULT_MAX_WAITING, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               request_log: RequestLog | None = None) -> FastAPI:
+               request_log: RequestLog | None = None, max_batch: int = 1) -> FastAPI:
+    """`max_batch` > 1: up to that many requests per model decode together (continuous batching), where the
+    model's backend can (`forward_batch`: the native one); otherwise one at a time."""
     state = ServerState(models, api_key=api_key, max_waiting=max_waiting, max_body_bytes=max_body_bytes,
-                        request_log=request_log)
+                        request_log=request_log, max_batch=max_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

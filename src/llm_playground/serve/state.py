@@ -26,9 +26,9 @@ DEFAULT_MAX_WAITING = 64
 class ServerState:
     def __init__(self, models: dict[str, LanguageModel], *, api_key: str | None = None,
                  max_waiting: int = DEFAULT_MAX_WAITING, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 request_log: RequestLog | None = None) -> None:
+                 request_log: RequestLog | None = None, max_batch: int = 1) -> None:
         self.metrics = Metrics()
-        self.workers = {name: ModelWorker(name, model, max_waiting, self.metrics.set_depth)
+        self.workers = {name: ModelWorker(name, model, max_waiting, self.metrics.set_depth, max_batch)
                         for name, model in models.items()}
         for name in self.workers:
             self.metrics.set_depth(name, 0)
@@ -72,8 +72,10 @@ class ServerState:
 
     def record(self, record: LogRecord, endpoint_label: str, seconds: float) -> None:
         """Count the request in the metrics and write it to the log (in the background)."""
-        self.metrics.requests.labels(endpoint_label, record.model, str(record.status)).inc()
-        self.metrics.latency.labels(endpoint_label, record.model).observe(seconds)
+        # Clients choose the model string: only served names become label values, or the series are unbounded.
+        model = record.model if record.model in self.workers else "unknown"
+        self.metrics.requests.labels(endpoint_label, model, str(record.status)).inc()
+        self.metrics.latency.labels(endpoint_label, model).observe(seconds)
         if record.prompt_tokens or record.completion_tokens:
             self.metrics.tokens.labels(record.model, "prompt").inc(record.prompt_tokens)
             self.metrics.tokens.labels(record.model, "completion").inc(record.completion_tokens)

@@ -1,14 +1,15 @@
-"""One worker thread per model: requests queue for it (bounded), run one at a time, and stream back.
+"""Worker threads per model: requests queue for them (bounded), run (one at a time, or several decoding
+together through continuous batching), and stream back.
 
-Generation is CPU-bound and the model holds one KV cache per request, so running requests one after
-another in a thread keeps the event loop free for HTTP while each request gets the whole model. Each
-job's items cross to the event loop through an `asyncio.Queue`; a job whose client went away is
-flagged `cancelled` and its work stops at the next token.
+Generation is CPU-bound, so it runs in threads and the event loop stays free for HTTP. Each job's
+items cross to the event loop through an `asyncio.Queue`; a job whose client went away is flagged
+`cancelled` and its work stops at the next token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_playground.model.base import LanguageModel
+from llm_playground.serve.batching import BatchingModel, supports_batching
 from llm_playground.serve.protocol import ApiError
 
 log = logging.getLogger(__name__)
@@ -65,17 +67,23 @@ class Job:
 
 
 class ModelWorker:
-    """`max_waiting` requests may wait behind the one running; one more is refused with 429."""
+    """Runs requests for one model: `slots` at a time (continuous batching when the model can batch, else 1);
+    `max_waiting` more may wait, and one beyond that is refused with 429."""
 
     def __init__(self, name: str, model: LanguageModel, max_waiting: int = 64,
-                 on_depth: Callable[[str, int], None] | None = None) -> None:
-        self.name, self.model, self.max_waiting = name, model, max_waiting
+                 on_depth: Callable[[str, int], None] | None = None, max_batch: int = 1) -> None:
+        self.name, self.max_waiting = name, max_waiting
+        self.batching = BatchingModel(model, max_batch) if max_batch > 1 and supports_batching(model) else None
+        self.model: LanguageModel = self.batching or model  # type: ignore[assignment]
+        self.slots = max_batch if self.batching else 1
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._depth = 0  # waiting + running
         self._on_depth = on_depth or (lambda name, depth: None)
-        self._thread = threading.Thread(target=self._run, name=f"llmp-worker-{name}", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"llmp-worker-{name}-{i}", daemon=True)
+                         for i in range(self.slots)]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def depth(self) -> int:
@@ -83,7 +91,7 @@ class ModelWorker:
 
     def submit(self, work: Work) -> Job:
         with self._lock:
-            if self._depth > self.max_waiting:
+            if self._depth >= self.slots + self.max_waiting:
                 raise ApiError(429, f"the queue for model {self.name!r} is full ({self.max_waiting} waiting)",
                                type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"})
             self._depth += 1
@@ -93,8 +101,10 @@ class ModelWorker:
         return job
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -103,7 +113,8 @@ class ModelWorker:
                 if job.cancelled.is_set():
                     job._send("error", asyncio.CancelledError())
                 else:
-                    result = job.work(lambda item, job=job: job._send("item", item), job.cancelled)
+                    with self.batching.member() if self.batching else contextlib.nullcontext():
+                        result = job.work(lambda item, job=job: job._send("item", item), job.cancelled)
                     job._send("done", result)
             except BaseException as exc:  # the error belongs to the request, not to the worker
                 if not isinstance(exc, ApiError | asyncio.CancelledError) and not hasattr(exc, "fix"):

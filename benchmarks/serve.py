@@ -203,8 +203,9 @@ def run(args: argparse.Namespace) -> str:
     ]
     for i in (failures + mixed)[:5]:
         o = outcomes.get(i)
-        lines.append(f"- request {i}: {o.error if o else 'missing'}; got {o.text if o else ''!r}, expected "
-                     f"{expected[i]!r}")
+        same = len(os.path.commonprefix([o.text, expected[i]])) if o else 0
+        lines.append(f"- request {i}: {o.error or 'text differs' if o else 'missing'} (first {same} characters "
+                     f"agree); got {o.text if o else ''!r}, expected {expected[i]!r}")
     lines += ["", f"**`RESULT failures={len(failures)} mixed_streams={len(mixed)} server_vs_direct={ratio:.2f} "
                   f"ttft_p99_ms={percentile(ttfts, 99):.0f}`**"]
     return "\n".join(lines)
@@ -217,7 +218,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--single-tokens", type=int, default=64)
     parser.add_argument("--single-reps", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=16, help="the server's --batch (1: no continuous batching)")
+    parser.add_argument("--batch", type=int, default=1, help="the server's --batch (1: no continuous batching)")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args()
     report = run(args)

@@ -31,7 +31,8 @@ def serve_command(
                                                    help="require 'Authorization: Bearer KEY' on /v1")] = None,
     insecure: Annotated[bool, typer.Option(help="allow a non-loopback address without an API key")] = False,
     batch: Annotated[int, typer.Option(help="requests per model that decode together (continuous batching, "
-                                            "native backend); 1 runs them one at a time")] = 16,
+                                            "native backend; seeded outputs may then differ in rare tokens); "
+                                            "1 runs them one at a time")] = 1,
     queue_size: Annotated[int, typer.Option(help="requests that may wait for a model; more get 429")] = 64,
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1 << 20,
     log_requests: Annotated[bool, typer.Option("--log/--no-log", help="log every request to SQLite")] = True,

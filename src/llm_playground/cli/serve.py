@@ -104,7 +104,8 @@ def _output_text(output: Any) -> str:
     texts = []
     for choice in output:
         message = choice.get("message") or {}
-        texts.append(choice.get("text") or message.get("content") or json.dumps(message.get("tool_calls") or ""))
+        calls = [f"{c['function']['name']}({c['function']['arguments']})" for c in message.get("tool_calls") or []]
+        texts.append(choice.get("text") or message.get("content") or ", ".join(calls))
     return " | ".join(texts)
 
 

@@ -31,11 +31,11 @@ def api_error(exc: PlaygroundError) -> ApiError:
     """Every expected failure of the library is the caller's fault: a 400 with the fix in the message."""
     if isinstance(exc, ApiError):
         return exc
-    param = None
-    if isinstance(exc, InvalidParameter) and ":" in exc.message:
-        param = exc.message.split(":", 1)[0]
+    if isinstance(exc, InvalidParameter):  # its fix names CLI options; the message names the field
+        param = exc.message.split(":", 1)[0] if ":" in exc.message else None
+        return ApiError(400, exc.message, param=param)
     code = "context_length_exceeded" if type(exc).__name__ == "ContextOverflow" else None
-    return ApiError(400, str(exc), code=code, param=param)
+    return ApiError(400, str(exc), code=code)
 
 
 class _Request(BaseModel):

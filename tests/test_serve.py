@@ -197,6 +197,17 @@ def test_full_queue_gets_429_and_disconnects_cancel(smollm2, tmp_path):
     assert statuses == [200, 429, 499, 499]
 
 
+def test_a_client_that_gives_up_cancels_its_whole_answer(smollm2, tmp_path):
+    log = RequestLog(tmp_path / "logs.db")
+    with BackgroundServer(create_app({"smollm2": smollm2}, request_log=log)) as server:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server.url}/v1/completions", timeout=1.0, json={
+                "model": "smollm2", "prompt": "Count: 1, 2, 3,", "max_tokens": 400, "temperature": 0})
+        assert _wait_idle(server.url) < 5
+    [record] = log.query()
+    assert record.status == 499 and record.error == "the client disconnected"
+
+
 def test_metrics_count_requests_tokens_and_latency(client, server):
     client.chat.completions.create(model="smollm2", messages=QUESTION, temperature=0, max_tokens=2)
     text = httpx.get(f"{server.url}/metrics").text

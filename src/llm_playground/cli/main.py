@@ -27,11 +27,12 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import explore, generate, models
+    from llm_playground.cli import explore, generate, models, ui
 
     explore.register(app)
     generate.register(app)
     models.register(app)
+    ui.register(app)
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ SAMPLE = "The cat sat on the mat because it was tired."
 
 
 def _ids(model: Any, text: str, chat: bool) -> list[int]:
+    if not text.strip():  # checked here: the library's message for an empty prompt speaks of the CLI's `-`
+        raise InputError("the text is empty", "type some text to look at")
     return encode(model.tokenizer, build_prompt(model.tokenizer, text, raw=not chat))
 
 

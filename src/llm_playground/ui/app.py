@@ -10,12 +10,12 @@ from llm_playground.ui import common
 
 VIEWS = Path(__file__).parent / "views"
 
-st.set_page_config(page_title="LLM Playground", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="LLM Playground", page_icon=":material/science:", layout="wide")
 common.keep_state()
 page = st.navigation([
-    st.Page(VIEWS / "chat.py", title="Chat", icon="💬", default=True),
-    st.Page(VIEWS / "explore.py", title="Explore", icon="🔬"),
-    st.Page(VIEWS / "models.py", title="Models", icon="📦"),
+    st.Page(VIEWS / "chat.py", title="Chat", icon=":material/chat:", default=True),
+    st.Page(VIEWS / "explore.py", title="Explore", icon=":material/biotech:"),
+    st.Page(VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
 ])
 common.model_picker()
 page.run()

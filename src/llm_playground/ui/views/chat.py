@@ -101,10 +101,10 @@ def _delete(conversation_id: int) -> None:
     st.session_state["conversation_id"] = None
 
 
-def _conversations_sidebar(current: int | None) -> None:
-    with st.sidebar:
+def _conversations_sidebar(slot: Any, current: int | None) -> None:
+    with slot:
         st.subheader("Conversations")
-        st.button("➕ New chat", on_click=_new_chat, width="stretch")
+        st.button("New chat", icon=":material/add:", on_click=_new_chat, width="stretch")
         conversations = store.list()
         if not conversations:
             st.caption("No conversations yet: send a message to start one.")
@@ -128,18 +128,22 @@ def _conversations_sidebar(current: int | None) -> None:
 
 # --- the page ------------------------------------------------------------------------------------------------
 
+# Drawn last (after a new conversation may have been created) but shown above the generation settings.
+conversations_slot = st.sidebar.container()
 sampling.sidebar()
 conversation_id: int | None = st.session_state.get("conversation_id")
 if conversation_id is not None and conversation_id not in {c.id for c in store.list()}:
     conversation_id = st.session_state["conversation_id"] = None
 
-st.title("💬 Chat")
+st.title("Chat")
 if error := st.session_state.pop("chat_error", None):
     common.show_error(PlaygroundError(error["message"], error["fix"]))
-stop_col, regenerate_col, clear_col, _ = st.columns([1, 1, 1, 5])
-stopped = stop_col.button("⏹ Stop", help="stop the answer being written (what was said so far is kept)")
-regenerate = regenerate_col.button("🔄 Regenerate", help="answer the last message again")
-if clear_col.button("🗑 Clear", help="remove every message of this conversation") and conversation_id is not None:
+with st.container(horizontal=True):
+    stopped = st.button("Stop", icon=":material/stop_circle:",
+                        help="stop the answer being written (what was said so far is kept)")
+    regenerate = st.button("Regenerate", icon=":material/refresh:", help="answer the last message again")
+    cleared = st.button("Clear", icon=":material/delete_sweep:", help="remove every message of this conversation")
+if cleared and conversation_id is not None:
     store.clear(conversation_id)
 
 messages = store.messages(conversation_id) if conversation_id is not None else []
@@ -177,4 +181,4 @@ if pending_answer and conversation_id is not None:
         _answer(conversation_id, [m.as_chat() for m in messages if m.role != "system"], params,
                 st.session_state.get("system_prompt", "").strip())
 
-_conversations_sidebar(st.session_state.get("conversation_id"))
+_conversations_sidebar(conversations_slot, st.session_state.get("conversation_id"))

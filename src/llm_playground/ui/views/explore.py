@@ -226,7 +226,7 @@ def walkthrough_tab() -> None:
         _chart(charts.walkthrough(result))
 
 
-st.title("🔬 Explore")
+st.title("Explore")
 st.caption("Look inside the picked model. Texts are fed raw (a continuation) unless wrapped in the chat template.")
 TABS = {"Tokens": tokens_tab, "Next token": next_token_tab, "Attention": attention_tab,
         "Embeddings": embeddings_tab, "Perplexity": perplexity_tab, "Sweep": sweep_tab, "Walkthrough": walkthrough_tab}

@@ -8,7 +8,7 @@ import streamlit as st
 from llm_playground.model import list_models
 from llm_playground.ui import common
 
-st.title("📦 Models")
+st.title("Models")
 spec, dtype = common.model_spec()
 st.markdown(f"Picked in the sidebar: **{spec or '(no path yet)'}** ({dtype}). A model is loaded once per "
             "process, on first use, and shared by every browser tab.")

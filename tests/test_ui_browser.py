@@ -110,7 +110,7 @@ def test_chat_and_every_page_in_a_real_browser(browser, server):
     page.get_by_test_id("stChatMessage").nth(1).get_by_text("Paris").wait_for()
 
     nav = page.get_by_test_id("stSidebarNav")
-    nav.get_by_text("Explore").click()
+    nav.get_by_role("link", name="Explore", exact=True).click()
     page.get_by_role("heading", name="Explore", exact=True).wait_for()
     page.get_by_role("tab", name="Next token").click()
     page.get_by_role("button", name="Predict").click()
@@ -118,9 +118,52 @@ def test_chat_and_every_page_in_a_real_browser(browser, server):
     assert "Paris" in page.get_by_test_id("stTabs").inner_text()
     page.screenshot(path=str(ARTIFACTS / "ui-explore.png"), full_page=True)
 
-    nav.get_by_text("Models").click()
+    nav.get_by_role("link", name="Models", exact=True).click()
     page.get_by_role("heading", name="Models", exact=True).wait_for()
     page.get_by_text("Loaded in this process").wait_for()
     assert "smollm2" in page.get_by_test_id("stMain").inner_text()
     page.screenshot(path=str(ARTIFACTS / "ui-models.png"), full_page=True)
     page.close()
+
+
+def test_two_sessions_at_once_and_stop(browser, server):
+    """One tab writes a long story while another loads a page and chats; then Stop keeps the story so far."""
+    story_tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other_tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    for page in (story_tab, other_tab):
+        page.set_default_timeout(90_000)
+
+    story_tab.goto(server)
+    story_tab.get_by_role("spinbutton", name="Seed").fill("1")  # seed 1: a story longer than 256 tokens
+    story_tab.get_by_role("spinbutton", name="Seed").press("Enter")
+    chat_input = story_tab.get_by_test_id("stChatInputTextArea")
+    chat_input.fill("Write a very long story about a dragon who learns to bake bread.")
+    chat_input.press("Enter")
+    story = story_tab.get_by_test_id("stChatMessage").nth(1)
+    story_tab.wait_for_function(
+        "() => (document.querySelectorAll('[data-testid=stChatMessage]')[1]?.innerText || '').length > 40")
+
+    start = time.monotonic()
+    other_tab.goto(f"{server}/models")
+    other_tab.get_by_role("heading", name="Models", exact=True).wait_for()
+    other_tab.get_by_text("Loaded in this process").wait_for()
+    page_load_s = time.monotonic() - start
+    other_tab.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat", exact=True).click()
+    other_tab.get_by_test_id("stSidebar").get_by_text("precise", exact=True).click()
+    other_input = other_tab.get_by_test_id("stChatInputTextArea")
+    other_input.fill("What is the capital of France?")
+    other_input.press("Enter")
+    other_answer = other_tab.get_by_test_id("stChatMessage").nth(1)
+    other_answer.get_by_text("tokens/s").wait_for()
+    assert "Paris" in other_answer.inner_text()
+    # Both were generating at once: the story is still being written after the other tab's answer came.
+    assert "tokens/s" not in story.inner_text()
+    assert page_load_s < 20, f"a page took {page_load_s:.1f} s to load while another session generated"
+
+    story_tab.get_by_role("button", name="Stop").click()
+    story = story_tab.get_by_test_id("stChatMessage").nth(1)
+    story.get_by_text("stopped").wait_for()
+    assert "dragon" in story.inner_text().lower() or len(story.inner_text()) > 60
+    story_tab.screenshot(path=str(ARTIFACTS / "ui-chat-stopped.png"))
+    story_tab.context.close()
+    other_tab.context.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,16 @@ def _deltas(generation: Generation, parts: list[str]) -> Iterator[str]:
             yield event.text
 
 
+def _turn_lock() -> threading.Lock:
+    """Held while this session writes an answer.
+
+    A click during an answer (Stop, or any widget) makes Streamlit start a new run at once, in a new thread,
+    while the old run is still being stopped; the new run waits here until the old one has stored what it
+    had written, so it draws the conversation with the partial answer in it.
+    """
+    return st.session_state.setdefault("_chat_turn_lock", threading.Lock())
+
+
 def _answer(conversation_id: int, history: list[dict[str, str]], params: SamplingParams, system: str) -> None:
     """Stream the assistant's answer and store it; a Stop click (a rerun) stores what was said so far."""
     with st.chat_message("assistant"):
@@ -47,24 +58,28 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
             return
         parts: list[str] = []
         start = time.perf_counter()
-        try:
-            st.write_stream(_deltas(generation, parts))
-        finally:
-            # Runs on a Stop click too: Streamlit interrupts this run with an exception at its next call.
-            if generation.results:
-                result = generation.results[0]
-                meta = {"tokens": result.completion_tokens, "tokens_per_s": round(result.decode_tokens_per_s, 2),
-                        "finish_reason": result.finish_reason, "seed": result.seed,
-                        "prefill_ms": round(result.prefill_ms, 1), "model": model.info.name}
-                text = result.text.strip()
-            else:
-                elapsed = time.perf_counter() - start
-                meta = {"tokens": len(parts), "tokens_per_s": round(len(parts) / elapsed, 2) if elapsed else 0.0,
-                        "finish_reason": "stopped", "seed": generation.seed, "model": model.info.name}
-                text = "".join(parts).strip()
-            if parts:
-                store.add(conversation_id, "assistant", text, meta, model=model.info.name, system=system or None)
+        with _turn_lock():
+            try:
+                st.write_stream(_deltas(generation, parts))
+            finally:
+                # Runs on a Stop click too: Streamlit interrupts this run with an exception at its next call.
+                meta = _outcome(generation, parts, time.perf_counter() - start, model.info.name)
+                if parts:
+                    store.add(conversation_id, "assistant", meta.pop("text"), meta, model=model.info.name,
+                              system=system or None)
         st.caption(_stats(meta))
+
+
+def _outcome(generation: Generation, parts: list[str], elapsed: float, model_name: str) -> dict[str, Any]:
+    """The answer's text and statistics, whether it finished or was stopped halfway."""
+    if generation.results:
+        result = generation.results[0]
+        return {"text": result.text.strip(), "tokens": result.completion_tokens,
+                "tokens_per_s": round(result.decode_tokens_per_s, 2), "finish_reason": result.finish_reason,
+                "seed": result.seed, "prefill_ms": round(result.prefill_ms, 1), "model": model_name}
+    return {"text": "".join(parts).strip(), "tokens": len(parts),
+            "tokens_per_s": round(len(parts) / elapsed, 2) if elapsed else 0.0, "finish_reason": "stopped",
+            "seed": generation.seed, "model": model_name}
 
 
 def _show(messages: list[Message]) -> None:
@@ -146,6 +161,8 @@ with st.container(horizontal=True):
 if cleared and conversation_id is not None:
     store.clear(conversation_id)
 
+if _turn_lock().acquire(timeout=30):  # an interrupted answer of this session is stored first
+    _turn_lock().release()
 messages = store.messages(conversation_id) if conversation_id is not None else []
 pending_answer = False
 if regenerate:

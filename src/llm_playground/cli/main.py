@@ -27,9 +27,10 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import explore, generate, models, ui
+    from llm_playground.cli import explore, functions, generate, models, ui
 
     explore.register(app)
+    functions.register(app)
     generate.register(app)
     models.register(app)
     ui.register(app)

@@ -214,8 +214,8 @@ class LlamaNet(nn.Module):
             states[-1] = x  # as transformers reports it: the last hidden state after the final norm
         return self.lm_head(x), weights, states
 
-    def forward(self, ids: torch.Tensor, cache: LlamaCache) -> torch.Tensor:
-        """Logits of the last position, (batch, vocab); `ids` is (batch, new tokens)."""
+    def forward(self, ids: torch.Tensor, cache: LlamaCache, last_only: bool = True) -> torch.Tensor:
+        """Logits of the last position, (batch, vocab), or of every new one, (batch, new tokens, vocab)."""
         length = ids.shape[1]
         start, end = cache.length, cache.length + length
         cache.reserve(end)
@@ -225,7 +225,7 @@ class LlamaNet(nn.Module):
         for layer, block in enumerate(self.blocks):
             x = block(x, layer, cache, cos, sin)
         cache.length = end
-        x = F.rms_norm(x[:, -1], (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
+        x = F.rms_norm(x[:, -1] if last_only else x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
         return self.lm_head(x)
 
 
@@ -257,6 +257,12 @@ class LlamaModel:
     def forward(self, ids: Sequence[int], cache: LlamaCache) -> np.ndarray:
         tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
         return self.net(tensor, cache)[0].float().numpy()
+
+    @torch.inference_mode()
+    def forward_all(self, ids: Sequence[int], cache: LlamaCache) -> np.ndarray:
+        """Like `forward`, but the logits of every new position, (len(ids), vocab): scoring texts in one pass."""
+        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
+        return self.net(tensor, cache, last_only=False)[0].float().numpy()
 
     def embedding_matrix(self) -> np.ndarray:
         """The input embedding table, (vocab, hidden), read-only: a view of the weights for float32, a

@@ -33,6 +33,11 @@ class HFTokenizer:
         self._template_source = _read_chat_template(self.directory, self._config)
 
     @property
+    def rust_tokenizer(self) -> RustTokenizer:
+        """The underlying `tokenizers` object (grammar libraries read its JSON)."""
+        return self._tok
+
+    @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
 

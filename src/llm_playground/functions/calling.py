@@ -1,0 +1,211 @@
+"""Request → function call, decoded under a grammar built from the definitions, then validated.
+
+1. the prompt: chat template + function list + worked examples (prompt.py);
+2. which function: each candidate name scored by likelihood after `{"name":"` (a 135M model's first
+   differing token is a poor judge; the whole name is a better one);
+3. the arguments: decoded by the one generation loop under an llguidance grammar that allows only the
+   chosen function's arguments with their declared types, so the JSON is valid by construction;
+4. Pydantic validation of the parsed call (defence in depth) into a `FunctionCallResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_playground.errors import ContextOverflow, InputError
+from llm_playground.functions.grammar import ConstraintStats, GrammarConstraint, schema_grammar
+from llm_playground.functions.prompt import call_prompt
+from llm_playground.functions.schema import FunctionSpec
+from llm_playground.functions.selection import FunctionRanker
+from llm_playground.functions.validate import FunctionCallResult, validate_call
+from llm_playground.generate.loop import GenerationResult, generate
+from llm_playground.generate.params import SamplingParams
+from llm_playground.model.base import LanguageModel
+from llm_playground.tokenizer.base import Message
+
+MAX_STRING = 256  # a free string the model never closes ends here, still valid JSON
+GREEDY = SamplingParams(temperature=0.0, max_new_tokens=256)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass
+class CallStats:
+    prompt_tokens: int = 0
+    tokens: int = 0
+    forced_tokens: int = 0
+    forward_ms: float = 0.0
+    mask_ms: float = 0.0
+    choose_ms: float = 0.0
+    total_ms: float = 0.0
+    valid: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in vars(self).items()}
+
+
+@dataclass
+class CallOutcome:
+    calls: list[ToolCall]
+    text: str | None  # the raw JSON the model wrote
+    result: GenerationResult | None
+    stats: CallStats
+    choice_probs: dict[str, float] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    validated: list[FunctionCallResult] = field(default_factory=list)
+
+
+def argument_schema(spec: FunctionSpec) -> dict[str, Any]:
+    properties = {name: _bounded(schema) for name, schema in spec.properties.items()}
+    return {"type": "object", "properties": properties, "required": spec.required, "additionalProperties": False}
+
+
+def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
+    if schema.get("type") == "string" and "enum" not in schema and "maxLength" not in schema:
+        return {**schema, "maxLength": MAX_STRING}
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return {**schema, "items": _bounded(schema["items"])}
+    if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
+        return {**schema, "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
+    return schema
+
+
+def call_schema(functions: Sequence[FunctionSpec], parallel: bool = False, allow_none: bool = False
+                ) -> dict[str, Any]:
+    """The JSON Schema of an answer: one call (or a list of calls) to a declared function."""
+    options = [{"type": "object", "properties": {"name": {"const": f.name}, "parameters": argument_schema(f)},
+                "required": ["name", "parameters"], "additionalProperties": False} for f in functions]
+    if allow_none:
+        options.append(_none_schema())
+    one = options[0] if len(options) == 1 else {"anyOf": options}
+    return {"type": "array", "items": one, "minItems": 1, "maxItems": 16} if parallel else one
+
+
+def choice_probabilities(scores: dict[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    weights = {name: math.exp(score - top) for name, score in scores.items()}
+    total = sum(weights.values())
+    return {name: w / total for name, w in weights.items()}
+
+
+def call_functions(model: LanguageModel, messages: Sequence[Message], functions: Sequence[FunctionSpec], *,
+                   tool_choice: str | dict[str, Any] = "required", parallel: bool = False,
+                   allow_none: bool = False, params: SamplingParams | None = None,
+                   examples: Sequence[tuple[str, str]] = (), choose: bool = True,
+                   ranker: FunctionRanker | None = None) -> CallOutcome:
+    """Decode the call(s) a conversation asks for. `tool_choice` is "required", "auto" (a call or none)
+    or {"name": NAME} (that function); "none" is a plain chat and not handled here."""
+    start = time.perf_counter()
+    if not functions:
+        raise InputError("no functions to call", "give at least one function definition")
+    if not any(m.get("content", "").strip() for m in messages if m["role"] == "user"):
+        raise InputError("the request is empty", "give a prompt that asks for something")
+    params = params or GREEDY
+    request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    budget = model.context_length - params.max_new_tokens - 64
+    if len(model.tokenizer.encode(request)) > budget:
+        raise ContextOverflow(f"the request is longer than the model's context allows ({budget} tokens)",
+                              "shorten the request")
+    candidates, allow_none = _candidates(functions, tool_choice, allow_none)
+    stats = CallStats()
+    probs: dict[str, float] = {}
+    if choose and not parallel and len(candidates) > 1:
+        ranker = ranker if ranker is not None and ranker.functions == candidates else FunctionRanker(model, candidates)
+        probs = choice_probabilities(ranker.scores(request))
+        best = max(probs, key=probs.__getitem__)
+        candidates = [f for f in candidates if f.name == best]
+        stats.choose_ms = (time.perf_counter() - start) * 1000
+    # Only the chosen function is shown while its arguments are decoded: the model then copies values
+    # from the request instead of from other functions' names.
+    prompt_ids = model.tokenizer.encode(call_prompt(model.tokenizer, messages, candidates, examples))
+    stats.prompt_tokens = len(prompt_ids)
+    schema = call_schema(candidates, parallel, allow_none)
+    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
+    generation = generate(model, prompt_ids, params.updated(n=1), constraint)
+    events = list(generation)
+    result = generation.results[0]
+    text = result.text
+    stats.tokens, stats.forced_tokens = result.completion_tokens, constraint.stats.forced_tokens
+    stats.mask_ms = constraint.stats.mask_ms
+    stats.forward_ms = max(0.0, result.prefill_ms + result.decode_ms - stats.mask_ms)
+    outcome = CallOutcome([], text, result, stats, probs, _steps(events, constraint.stats, model))
+    outcome.calls, outcome.validated = _parse(text, functions, parallel)
+    stats.valid = bool(outcome.validated) or (allow_none and not outcome.calls and _is_none(text))
+    stats.total_ms = (time.perf_counter() - start) * 1000
+    return outcome
+
+
+def _candidates(functions: Sequence[FunctionSpec], tool_choice: str | dict[str, Any], allow_none: bool
+                ) -> tuple[list[FunctionSpec], bool]:
+    if isinstance(tool_choice, dict):
+        name = tool_choice.get("name") or tool_choice.get("function", {}).get("name")
+        chosen = [f for f in functions if f.name == name]
+        if not chosen:
+            raise InputError(f"tool_choice names {name!r}, which is not among the functions",
+                             f"use one of: {', '.join(f.name for f in functions)}")
+        return chosen, False
+    if tool_choice == "auto":
+        return list(functions), True
+    if tool_choice == "required":
+        return list(functions), allow_none
+    raise InputError(f"unknown tool_choice {tool_choice!r}", "use auto, required, none or {\"name\": ...}")
+
+
+def _none_schema() -> dict[str, Any]:
+    return {"type": "object", "properties": {"name": {"type": "null"},
+                                             "parameters": {"type": "object", "maxProperties": 0}},
+            "required": ["name", "parameters"], "additionalProperties": False}
+
+
+def _is_none(text: str) -> bool:
+    try:
+        return json.loads(text).get("name") is None
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _parse(text: str, functions: Sequence[FunctionSpec], parallel: bool
+           ) -> tuple[list[ToolCall], list[FunctionCallResult]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return [], []
+    items = data if parallel and isinstance(data, list) else [data]
+    calls, validated = [], []
+    by_name = {f.name: f for f in functions}
+    for item in items:
+        if not isinstance(item, dict) or item.get("name") is None:
+            continue
+        spec = by_name.get(item["name"])
+        if spec is None:
+            return [], []
+        checked = validate_call(spec, item.get("parameters", {}))
+        if checked is None:
+            return [], []
+        validated.append(checked)
+        calls.append(ToolCall(checked.name, checked.parameters))
+    return calls, validated
+
+
+def _steps(events: Sequence[Any], stats: ConstraintStats, model: LanguageModel) -> list[dict[str, Any]]:
+    """Per step: the token, its probability, the alternatives, and how many tokens the grammar allowed."""
+    counts = iter(stats.allowed_counts)
+    token_text = model.tokenizer.token_text
+    steps = []
+    for event in events:
+        if event.step < len(steps):  # the loop's final flush event repeats the last token
+            continue
+        steps.append({"step": event.step, "token_id": event.token_id, "token": token_text(event.token_id),
+                      "prob": round(event.prob, 6), "forced": event.forced,
+                      "allowed": 1 if event.forced else next(counts, None),
+                      "top": [[token_text(i), round(p, 6)] for i, p in event.top_alternatives]})
+    return steps

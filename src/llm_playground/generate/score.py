@@ -1,0 +1,72 @@
+"""How likely is each continuation of a prompt? (log-probabilities summed over its tokens)
+
+Used to choose among a few known answers (which function to call) by likelihood instead of by the
+first differing token alone. The prompt is fed once; each candidate continues a copy of its cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from llm_playground.model.base import KVCache, LanguageModel
+
+
+def continuation_logprobs(model: LanguageModel, prompt_ids: Sequence[int],
+                          continuations: Sequence[Sequence[int]]) -> list[float]:
+    """log P(continuation | prompt) for each continuation (token ids), in order.
+
+    Tokens shared by every continuation at its start are fed with the prompt and left out of the
+    scores: they add the same amount to each, so the ranking (and the softmax over candidates) is exact.
+    """
+    shared = _common_prefix(continuations)
+    cache = model.new_cache(len(prompt_ids) + max(len(c) for c in continuations))
+    logits = model.forward([*prompt_ids, *shared], cache)
+    return [_tail_logprob(model, cache, logits, list(c[len(shared):])) for c in continuations]
+
+
+def _tail_logprob(model: LanguageModel, cache: KVCache, logits: np.ndarray, tail: list[int]) -> float:
+    if not tail:
+        return 0.0
+    total = float(_log_softmax(logits)[tail[0]])
+    if len(tail) == 1:
+        return total
+    branch = cache.copy()
+    forward_all = getattr(model, "forward_all", None)
+    if forward_all is not None:
+        rows = forward_all(tail[:-1], branch)
+        return total + sum(float(_log_softmax(row)[token]) for row, token in zip(rows, tail[1:], strict=True))
+    for previous, token in zip(tail[:-1], tail[1:], strict=True):
+        total += float(_log_softmax(model.forward([previous], branch))[token])
+    return total
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - logits.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def _common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
+    if len(sequences) < 2:
+        return []
+    prefix: list[int] = []
+    for column in zip(*sequences, strict=False):
+        if any(token != column[0] for token in column):
+            break
+        prefix.append(column[0])
+    # Keep one token of each candidate out of the prefix so every candidate has a tail to score.
+    shortest = min(len(s) for s in sequences)
+    return prefix[: max(0, min(len(prefix), shortest - 1))]
+
+
+class PrefixScorer:
+    """log P(continuation | prefix) for many continuations of one fixed prefix, fed once and cached."""
+
+    def __init__(self, model: LanguageModel, prefix_ids: Sequence[int], capacity: int = 512) -> None:
+        self.model = model
+        self._cache = model.new_cache(len(prefix_ids) + capacity)
+        self._logits = model.forward(list(prefix_ids), self._cache)
+
+    def logprob(self, continuation: Sequence[int]) -> float:
+        return _tail_logprob(self.model, self._cache, self._logits, list(continuation))

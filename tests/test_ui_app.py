@@ -170,3 +170,46 @@ def test_models_page_lists_and_loads(home):
     button(at, "Load the picked model now").click().run()
     assert "135" in at.success[0].value or "134" in at.success[0].value
     assert "smollm2" in at.dataframe[1].value["model"].tolist()
+
+
+def test_functions_page_calls_validates_executes_and_traces(home):
+    at = start("functions")
+    assert at.title[0].value == "Functions"
+    assert "fn_add_numbers" in at.text_area(key="fn_definitions").value  # the bundled example definitions
+    assert at.text_area(key="fn_prompts").value.splitlines()[0] == "What is the sum of 2 and 3?"
+    assert at.radio(key="fn_tool_choice").options == ["required", "auto"]
+    assert at.checkbox(key="fn_execute").value is True
+
+    button(at, "Call the first request").click().run()
+    assert not at.exception and not at.error, errors(at)
+    assert "Valid: fn_add_numbers(a=2.0, b=3.0)" in at.success[0].value
+    assert at.json[0].value and json.loads(at.json[0].value)["result"] == 5.0  # executed
+    assert len(at.get("plotly_chart")) == 1  # the step-by-step trace
+    trace = at.dataframe[-1].value
+    assert {"step", "token", "prob", "forced", "allowed", "top"} <= set(trace.columns)
+    assert trace["forced"].any() and (trace["allowed"] > 1).any()
+
+    # Uploaded prompts (the course's JSON format) replace the requests; a batch runs them all.
+    prompts = json.dumps([{"prompt": "Greet shrek"}, {"prompt": "Reverse the string 'hello'"}]).encode()
+    at.get("file_uploader")[1].set_value(("prompts.json", prompts, "application/json")).run()
+    assert at.text_area(key="fn_prompts").value == "Greet shrek\nReverse the string 'hello'"
+    button(at, "Run every request (batch)").click().run()
+    assert not at.exception and not at.error, errors(at)
+    results = at.dataframe[0].value
+    assert results["name"].tolist() == ["fn_greet", "fn_reverse_string"]
+    assert json.loads(results["result"][1]) == "olleh"
+
+
+def test_functions_page_bad_definitions_show_the_error_and_its_fix(home):
+    at = start("functions")
+    at.text_area(key="fn_definitions").set_value("[{not json")
+    button(at, "Call the first request").click().run()
+    assert "not valid JSON" in errors(at) and "give a JSON list of functions" in errors(at)
+    at.text_area(key="fn_definitions").set_value('[{"name": "f", "parameters": {"x": {"type": "decimal"}}}]')
+    button(at, "Call the first request").click().run()
+    assert "unknown type 'decimal'" in errors(at)
+    at.text_area(key="fn_definitions").set_value('[{"name": "f", "parameters": {"x": {"type": "number"}}}]')
+    at.text_area(key="fn_prompts").set_value("  \n ")
+    button(at, "Run every request (batch)").click().run()
+    assert "there are no requests" in errors(at)
+    assert not at.exception

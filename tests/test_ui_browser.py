@@ -118,6 +118,13 @@ def test_chat_and_every_page_in_a_real_browser(browser, server):
     assert "Paris" in page.get_by_test_id("stTabs").inner_text()
     page.screenshot(path=str(ARTIFACTS / "ui-explore.png"), full_page=True)
 
+    nav.get_by_role("link", name="Functions", exact=True).click()
+    page.get_by_role("button", name="Call the first request").click()
+    page.get_by_text("Valid: fn_add_numbers(a=2.0, b=3.0)").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "ui-functions.png"), full_page=True)
+    page.locator(".js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "ui-functions-trace.png"))
+
     nav.get_by_role("link", name="Models", exact=True).click()
     page.get_by_role("heading", name="Models", exact=True).wait_for()
     page.get_by_text("Loaded in this process").wait_for()

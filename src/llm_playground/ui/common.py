@@ -20,7 +20,8 @@ OTHER = "other (a path)…"
 # Widget values that must outlive a page switch: Streamlit forgets a widget's state when a run does not
 # draw it, so these are copied to themselves at the top of every run (see `keep_state`).
 KEPT = ("model_name", "model_path", "dtype", "preset", "temperature", "top_k", "top_p", "min_p",
-        "repetition_penalty", "max_new_tokens", "seed", "system_prompt")
+        "repetition_penalty", "max_new_tokens", "seed", "system_prompt",
+        "fn_definitions", "fn_prompts", "fn_tool_choice", "fn_parallel", "fn_allow_none", "fn_execute")
 _LOADED: dict[tuple[str, str], dict[str, Any]] = {}
 
 

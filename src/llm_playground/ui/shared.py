@@ -16,11 +16,9 @@ from typing import Any
 
 from llm_playground.model.base import LanguageModel
 
-_GUARDED = ("forward", "forward_full")
-
 
 class SharedModel:
-    """A `LanguageModel` (and `Introspectable` when the backend is) whose forward passes take a lock.
+    """A `LanguageModel` (and `Introspectable` when the backend is) whose `forward*` passes take a lock.
 
     Every other attribute is the wrapped model's, so analyses that read `info`, `tokenizer`, `config`
     or `embedding_matrix` see the backend itself.
@@ -32,7 +30,7 @@ class SharedModel:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.model, name)  # raises AttributeError for what the backend lacks
-        if name in _GUARDED:
+        if name.startswith("forward") and callable(value):  # forward, forward_all, forward_full, ...
             return self._locked(value)
         return value
 

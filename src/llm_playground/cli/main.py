@@ -27,12 +27,14 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import explore, functions, generate, models
+    from llm_playground.cli import evaluate, explore, functions, generate, models, train
 
     explore.register(app)
     functions.register(app)
+    evaluate.register(app)  # after functions: `llmp eval` is one group, whoever creates it first
     generate.register(app)
     models.register(app)
+    train.register(app)
 
 
 def main() -> None:

@@ -76,6 +76,11 @@ class Workspace:
     def meta_path(self) -> Path:
         return self.processed_dir / "meta.json"
 
+    @property
+    def logs_db(self) -> Path:
+        """The API server's request log (SQLite), read by `llmp logs`."""
+        return self.root / "logs.db"
+
     def run_dir(self, name: str) -> Path:
         return self.runs_dir / name
 

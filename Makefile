@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/llmp chat
+	$(BIN)/llmp ui
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -84,6 +84,11 @@ class Workspace:
     def run_dir(self, name: str) -> Path:
         return self.runs_dir / name
 
+    @property
+    def conversations_db(self) -> Path:
+        """The web app's chat history (SQLite)."""
+        return self.root / "conversations.sqlite3"
+
 
 def cache_dir() -> Path:
     """Where converted models live; created on first use."""

@@ -27,7 +27,7 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import evaluate, explore, functions, generate, models, serve, train
+    from llm_playground.cli import evaluate, explore, functions, generate, models, serve, train, ui
 
     explore.register(app)
     functions.register(app)
@@ -36,6 +36,7 @@ def _register() -> None:
     models.register(app)
     serve.register(app)
     train.register(app)
+    ui.register(app)
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from test_cli import llmp
 
 from llm_playground.functions import call_functions, load_functions
-from test_cli import llmp
 
 pytestmark = pytest.mark.slow
 

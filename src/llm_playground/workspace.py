@@ -76,6 +76,11 @@ class Workspace:
     def meta_path(self) -> Path:
         return self.processed_dir / "meta.json"
 
+    @property
+    def logs_db(self) -> Path:
+        """The API server's request log (SQLite), read by `llmp logs`."""
+        return self.root / "logs.db"
+
     def run_dir(self, name: str) -> Path:
         return self.runs_dir / name
 
@@ -130,13 +135,21 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Build a directory under a temp name and rename it into place when complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700; the result should look like any other directory
     try:
         yield tmp
         if path.exists():
             import shutil
 
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            # The old directory is moved aside, not deleted, before the new one takes its name: a crash
+            # between the two renames leaves it recoverable instead of lost.
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         import shutil
 

@@ -27,12 +27,15 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import explore, functions, generate, models, ui
+    from llm_playground.cli import evaluate, explore, functions, generate, models, serve, train, ui
 
     explore.register(app)
     functions.register(app)
+    evaluate.register(app)  # after functions: `llmp eval` is one group, whoever creates it first
     generate.register(app)
     models.register(app)
+    serve.register(app)
+    train.register(app)
     ui.register(app)
 
 

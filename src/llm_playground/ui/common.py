@@ -84,9 +84,28 @@ def require_model() -> SharedModel:
         raise  # unreachable: st.stop() raises
 
 
+def trained_runs() -> list[Path]:
+    """Runs of the workspace with a complete checkpoint: they can be loaded like any model."""
+    from llm_playground.model.gpt_model import checkpoint_for, is_run_directory
+
+    runs = []
+    for run in sorted(Workspace.current().runs_dir.glob("*")):
+        if run.is_dir() and is_run_directory(run):
+            try:
+                checkpoint_for(run)
+            except PlaygroundError:
+                continue
+            runs.append(run)
+    return runs
+
+
 def model_choices() -> list[str]:
     names = [entry.name for entry in list_models()]
-    return [*names, OTHER]
+    return [*names, *[str(run) for run in trained_runs()], OTHER]
+
+
+def model_label(choice: str) -> str:
+    return f"{Path(choice).name} (trained run)" if "/" in choice or "\\" in choice else choice
 
 
 def model_picker() -> None:
@@ -95,7 +114,8 @@ def model_picker() -> None:
         choices = model_choices()
         if st.session_state.get("model_name") not in choices:
             st.session_state["model_name"] = choices[0]
-        st.selectbox("Model", choices, key="model_name", help="see the Models page for details")
+        st.selectbox("Model", choices, key="model_name", format_func=model_label,
+                     help="see the Models page for details; finished training runs appear here too")
         if st.session_state["model_name"] == OTHER:
             st.text_input("Model path", key="model_path", placeholder="a .gguf file or a model directory")
         st.selectbox("Weights", DTYPES, key="dtype", help="float16 decodes fastest on CPU")

@@ -6,6 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from llm_playground.model import list_models
+from llm_playground.model.gpt_model import checkpoint_for
+from llm_playground.train.metrics import read_metrics
 from llm_playground.ui import common
 
 st.title("Models")
@@ -19,6 +21,19 @@ st.dataframe(pd.DataFrame([{"name": e.name, "description": e.description, "file"
                             "converted (cache)": e.converted or "not yet (converted on first load, ~25 s)"}
                            for e in entries]), hide_index=True, width="stretch")
 st.caption("The picker's “other (a path)” also takes any .gguf file or Hugging Face model directory.")
+
+st.subheader("Trained here (runs/)")
+runs = common.trained_runs()
+if not runs:
+    st.info("No trained runs yet: the Train page builds one (the tiny preset takes minutes on 2 cores).")
+else:
+    rows = []
+    for run in runs:
+        evals = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "eval"]
+        rows.append({"run": run.name, "checkpoint": str(checkpoint_for(run)),
+                     "steps": evals[-1]["step"] if evals else None,
+                     "best validation loss": min((r["val_loss"] for r in evals), default=None)})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 st.subheader("Loaded in this process")
 if st.button("Load the picked model now"):

@@ -125,6 +125,13 @@ def test_chat_and_every_page_in_a_real_browser(browser, server):
     page.screenshot(path=str(ARTIFACTS / "ui-functions.png"), full_page=True)
     page.locator(".js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "ui-functions-trace.png"))
 
+    nav.get_by_role("link", name="Train", exact=True).click()
+    page.get_by_role("heading", name="Train", exact=True).wait_for()
+    page.get_by_role("heading", name="Pipeline", exact=True).wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    page.wait_for_timeout(1000)  # the table's canvas draws after the element appears
+    page.screenshot(path=str(ARTIFACTS / "ui-train.png"), full_page=True)
+
     nav.get_by_role("link", name="Models", exact=True).click()
     page.get_by_role("heading", name="Models", exact=True).wait_for()
     page.get_by_text("Loaded in this process").wait_for()

@@ -99,7 +99,10 @@ def trace_figure(outcome: CallOutcome) -> go.Figure:
     fig.add_trace(go.Scatter(x=steps["step"], y=steps["allowed"], mode="lines+markers", name="tokens allowed",
                              line={"color": "#e8710a"}), secondary_y=True)
     fig.update_yaxes(title_text="probability", range=[0, 1.05], secondary_y=False)
-    fig.update_yaxes(title_text="tokens the grammar allows", type="log", secondary_y=True)
+    # A log scale only when the counts span decades (a free string allows most of the vocabulary).
+    spread = steps["allowed"].dropna().max() > 100
+    fig.update_yaxes(title_text="tokens the grammar allows", type="log" if spread else "linear",
+                     rangemode="tozero", showgrid=False, tickmode="auto", tickformat="d", secondary_y=True)
     fig.update_layout(title="Step by step (grey: forced by the grammar, no choice)", xaxis_title="step",
                       height=380, margin={"t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig

@@ -19,6 +19,8 @@ def _check_port_free(host: str, port: int) -> None:
     if not 1 <= port <= 65535:
         raise InvalidParameter(f"port {port} does not exist", "use --port between 1 and 65535 (default 8501)")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # As the server will: a port whose last connections are in TIME_WAIT is free to listen on.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -150,6 +150,9 @@ def test_two_sessions_at_once_and_stop(browser, server):
     story_tab.goto(server)
     story_tab.get_by_role("spinbutton", name="Seed").fill("1")  # seed 1: a story longer than 256 tokens
     story_tab.get_by_role("spinbutton", name="Seed").press("Enter")
+    # The longest answers allowed, so the story is still being written when the other tab's answer arrives.
+    story_tab.get_by_test_id("stSlider").filter(has_text="Max new tokens").get_by_role("slider").press("End")
+    story_tab.get_by_test_id("stSlider").filter(has_text="2048").wait_for()
     chat_input = story_tab.get_by_test_id("stChatInputTextArea")
     chat_input.fill("Write a very long story about a dragon who learns to bake bread.")
     chat_input.press("Enter")

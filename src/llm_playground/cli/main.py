@@ -27,11 +27,13 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import explore, generate, models
+    from llm_playground.cli import build, explore, generate, models, status
 
+    build.register(app)
     explore.register(app)
     generate.register(app)
     models.register(app)
+    status.register(app)
 
 
 def main() -> None:

@@ -169,6 +169,35 @@ def test_prepare_is_deterministic_whatever_the_threads(built, tmp_path):
         k: v for k, v in json.loads(built.meta_path.read_text()).items() if k != "created"}
 
 
+def test_prepare_encodes_whole_documents_when_lines_would_differ(built, tmp_path):
+    """A tokenizer with SentencePiece's dummy prefix splits a line start differently inside a document."""
+    import sentencepiece as spm
+
+    from llm_playground.data.prepared import _newline_ids
+    from llm_playground.tokenizer import SentencePieceTokenizer
+
+    copy = Workspace(tmp_path)
+    copy.raw_dir.mkdir(parents=True)
+    documents = list(read_documents(built.corpus_path))[:3]
+    copy.corpus_path.write_text("\n\n".join(documents) + "\n")
+    copy.models_dir.mkdir()
+    spm.SentencePieceTrainer.Train(input=str(copy.corpus_path), model_prefix=str(copy.models_dir / "tokenizer"),
+                                   vocab_size=600, byte_fallback=True, add_dummy_prefix=True, minloglevel=2,
+                                   normalization_rule_name="identity", remove_extra_whitespaces=False)
+    tokenizer = SentencePieceTokenizer(copy.tokenizer_path)
+    assert _newline_ids(tokenizer) is None and _newline_ids(load_tokenizer_of(built)) == [13]
+    prepare(copy, val_fraction=0.1, threads=1)
+    prepared = load_prepared(copy)
+    expected = [t for doc in documents for t in (*tokenizer.encode(doc), tokenizer.eos_id)]
+    assert np.array_equal(np.concatenate([prepared.train, prepared.val]), np.array(expected))
+
+
+def load_tokenizer_of(workspace: Workspace):
+    from llm_playground.tokenizer import load_tokenizer
+
+    return load_tokenizer(workspace.tokenizer_path)
+
+
 def test_dtype_follows_the_vocabulary():
     assert token_dtype(4096) == "uint16" and token_dtype(65536) == "uint16" and token_dtype(65537) == "uint32"
 

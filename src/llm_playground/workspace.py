@@ -79,7 +79,7 @@ class Workspace:
     def relative(self, path: Path) -> str:
         """A path as messages show it: relative to the workspace when inside it."""
         try:
-            return str(Path(path).resolve().relative_to(self.root))
+            return str(Path(path).resolve().relative_to(self.root.resolve()))
         except ValueError:
             return str(path)
 

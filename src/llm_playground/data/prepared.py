@@ -85,13 +85,25 @@ def _encode(tokenizer: SentencePieceTokenizer, corpus: Path, threads: int,
             progress: EncodeProgress | None) -> Iterator[np.ndarray]:
     """Token ids of the corpus, a batch of documents at a time, EOS after each document."""
     size, done, eos = corpus.stat().st_size, 0, tokenizer.eos_id
+    newline = _newline_ids(tokenizer)
     batch: list[str] = []
     chars = 0
 
     def flush() -> np.ndarray:
         flat: list[int] = []
-        for ids in tokenizer.encode_batch(batch, threads=threads):
-            flat.extend(ids)
+        if newline is None:
+            for ids in tokenizer.encode_batch(batch, threads=threads):
+                flat.extend(ids)
+                flat.append(eos)
+            return np.array(flat, dtype=np.int64)
+        # Lines encode 2x faster than whole documents (SentencePiece's units are lines) and give the same ids.
+        lines = [document.split("\n") for document in batch]
+        encoded = iter(tokenizer.encode_batch([line for doc in lines for line in doc], threads=threads))
+        for doc in lines:
+            for number in range(len(doc)):
+                if number:
+                    flat.extend(newline)
+                flat.extend(next(encoded))
             flat.append(eos)
         return np.array(flat, dtype=np.int64)
 
@@ -108,6 +120,17 @@ def _encode(tokenizer: SentencePieceTokenizer, corpus: Path, threads: int,
         yield flush()
     if progress:
         progress(size, size)
+
+
+def _newline_ids(tokenizer: SentencePieceTokenizer) -> list[int] | None:
+    """The ids of a newline when encoding line by line is exact (no piece spans a line break, no dummy
+    prefix at line starts), else None: then documents are encoded whole."""
+    newline = tokenizer.encode("\n")
+    if any("\n" in tokenizer.token_text(i) for i in range(tokenizer.vocab_size)):
+        return None
+    probe = ["Is this a dagger", " which I see", "before me,\tthe handle"]
+    joined = [*tokenizer.encode(probe[0]), *newline, *tokenizer.encode(probe[1]), *newline, *tokenizer.encode(probe[2])]
+    return newline if tokenizer.encode("\n".join(probe)) == joined else None
 
 
 def _write_array(path: Path, tokens: np.ndarray) -> None:

@@ -78,10 +78,11 @@ class WikipediaClient:
         titles: list[str] = []
         while len(titles) < count:
             data = self.query({"list": "random", "rnnamespace": 0, "rnlimit": min(_BATCH, count - len(titles))})
-            batch = [item["title"] for item in data.get("query", {}).get("random", [])]
-            if not batch:
+            fresh = [item["title"] for item in data.get("query", {}).get("random", [])
+                     if item["title"] not in titles]
+            if not fresh:  # a wiki smaller than the request keeps answering the same pages
                 break
-            titles.extend(t for t in batch if t not in titles)
+            titles.extend(dict.fromkeys(fresh))
         return titles[:count]
 
     def category_titles(self, category: str, limit: int) -> list[str]:

@@ -42,6 +42,26 @@ def cell(times: list[float]) -> str:
     return f"{statistics.median(times):.2f} s [{min(times):.2f}–{max(times):.2f}]"
 
 
+def encode_rows(workspace: Workspace, reps: int) -> list[str]:
+    """Whole documents vs line by line (what prepare does), 1 thread, alternated so load hits both alike."""
+    from llm_playground.data import read_documents
+    from llm_playground.tokenizer import SentencePieceTokenizer
+
+    tokenizer = SentencePieceTokenizer(workspace.tokenizer_path)
+    documents = list(read_documents(workspace.corpus_path))
+    lines = [line for document in documents for line in document.split("\n")]
+    times: dict[str, list[float]] = {"whole documents": [], "line by line": []}
+    for _ in range(reps):
+        for name, texts in (("whole documents", documents), ("line by line", lines)):
+            started = time.perf_counter()
+            tokenizer.encode_batch(texts, threads=1)
+            times[name].append(time.perf_counter() - started)
+    speedup = statistics.median(times["whole documents"]) / statistics.median(times["line by line"])
+    return [f"| encode only, {name} (1 thread) | {cell(t)} | {len(texts):,} texts"
+            + (f"; {speedup:.2f}x faster, same ids (checked by tests) |" if name == "line by line" else " |")
+            for (name, t), texts in zip(times.items(), (documents, lines), strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
@@ -61,6 +81,7 @@ def main() -> None:
             rows.append(f"| tokenizer train ({kind}, vocab {vocab}) | {cell(times)} | {tokens:,} tokens, "
                         f"{chars / tokens:.2f} characters per token |")
         train_tokenizer(workspace, 4096, "bpe")
+        rows.extend(encode_rows(workspace, args.reps))
         for threads in (1, 2):
             times, meta = timed(lambda t=threads: prepare(workspace, 0.1, threads=t), args.reps)
             total = meta["train_tokens"] + meta["val_tokens"]  # type: ignore[index]

@@ -244,7 +244,7 @@ def test_cli_build_flow_and_status(tmp_path):
     assert status()["next"]["command"] == "llmp tokenizer train"
     trained = llmp("tokenizer", "train", "--vocab-size", "2048", home=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    assert "vocab 2048 (bpe)" in trained.stdout and "sample: 'Enter THESEUS" in trained.stdout
+    assert "vocab 2048 (bpe)" in trained.stdout and "sample: 'Now, fair Hippolyta, our nuptial hour" in trained.stdout
     after_tokenizer = status()
     assert states(after_tokenizer)[:3] == ["ready", "ready", "missing"]
     assert after_tokenizer["stages"][1]["details"] == "vocab 2048"

@@ -32,7 +32,7 @@ def status_command(json_output: Annotated[bool, typer.Option("--json", help="pri
         if stage is following:
             details = f"{details}\n[bold]next: {stage.command}[/]".strip()
         table.add_row(stage.title, _STATE_STYLE[stage.state], stage.path, _size(stage.size_bytes),
-                      (stage.modified or "").replace("+00:00", "Z"), details)
+                      _date(stage.modified), details)
     out.print(table)
     if status.runs:
         runs = Table(title="Runs (newest first)")
@@ -42,9 +42,13 @@ def status_command(json_output: Annotated[bool, typer.Option("--json", help="pri
             metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                 for k, v in run.last_metrics.items() if k in ("step", "train_loss", "val_loss"))
             runs.add_row(run.path, run.checkpoint or "[red]none yet[/]", _size(run.size_bytes),
-                         (run.modified or "").replace("+00:00", "Z"), metrics)
+                         _date(run.modified), metrics)
         out.print(runs)
     out.print(f"next: {following.command}" if following else "every stage is ready: llmp ui")
+
+
+def _date(iso: str | None) -> str:
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else ""
 
 
 def _size(size: int | None) -> str:

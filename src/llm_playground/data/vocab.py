@@ -27,13 +27,14 @@ def train_tokenizer(workspace: Workspace, vocab_size: int = 4096, model_type: st
     return TrainedTokenizer(tokenizer, time.perf_counter() - started, sample_line(workspace))
 
 
-def sample_line(workspace: Workspace, min_chars: int = 40, max_chars: int = 100) -> str:
-    """The first line of the corpus long enough to be interesting, cut at a word boundary."""
+def sample_line(workspace: Workspace, min_chars: int = 30, max_chars: int = 100) -> str:
+    """The first line of the corpus that looks like prose (long, mostly lower case), cut at a word boundary."""
     fallback = ""
     for count, document in enumerate(read_documents(workspace.corpus_path)):
         for line in document.split("\n"):
             fallback = fallback or line
-            if len(line) >= min_chars:
+            letters = [c for c in line if c.isalpha()]
+            if len(line) >= min_chars and sum(c.islower() for c in letters) >= 0.8 * len(letters):
                 return line if len(line) <= max_chars else line[:max_chars].rsplit(" ", 1)[0]
         if count >= 10:
             break

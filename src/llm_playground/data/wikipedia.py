@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import logging
 import os
 import time
 import urllib.parse
@@ -29,6 +30,7 @@ DEFAULT_API = "https://{lang}.wikipedia.org/w/api.php"
 USER_AGENT = "llm-playground/0.1 (+https://github.com/llm-playground/llm-playground; educational corpus builder)"
 MAX_RETRY_AFTER_S = 120.0
 _BATCH = 500  # the API's largest list size for ordinary clients
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,6 +121,8 @@ class WikipediaClient:
                 else:
                     return self._json(response)
             if attempt < self.retries:
+                log.warning("Wikipedia API: %s; retrying in %.1f s (%d of %d)", failure, wait, attempt + 1,
+                            self.retries)
                 self.sleep(wait)
         raise InputError(f"the Wikipedia API at {self.url} kept failing ({failure}) after {self.retries} retries",
                          "try again later, or lower --rate-limit")

@@ -110,7 +110,8 @@ def _processed(ws: Workspace) -> Stage:
             return Stage("processed", "processed data", MISSING, rel, command)
         load_prepared(ws)  # checks the .bin sizes and that tokenizer and corpus are still the same
     except PlaygroundError as exc:
-        return Stage("processed", "processed data", STALE, rel, command, details=exc.message)
+        facts = _file_facts(ws.meta_path) if ws.meta_path.is_file() else (None, None)
+        return Stage("processed", "processed data", STALE, rel, command, *facts, details=exc.message)
     size = sum(p.stat().st_size for p in (ws.train_bin, ws.val_bin, ws.meta_path))
     details = f"{_count(meta['train_tokens'])} train + {_count(meta['val_tokens'])} val tokens, {meta['dtype']}"
     return Stage("processed", "processed data", READY, rel, command, size, _mtime(ws.meta_path), details)
@@ -170,7 +171,7 @@ def _last_metrics(path: Path) -> dict[str, Any]:
     return {}
 
 
-def _file_facts(path: Path) -> tuple[int, str]:
+def _file_facts(path: Path) -> tuple[int | None, str | None]:
     return path.stat().st_size, _mtime(path)
 
 

@@ -219,6 +219,11 @@ def test_load_prepared_names_the_missing_or_stale_stage(built, tmp_path):
         load_prepared(copy)
     assert stale.value.fix == "re-run: llmp data prepare"
     assert pipeline_status(copy).next_stage.key == "processed"
+    for damaged, message in (("{", "meta.json is unreadable"), ('{"dtype": "float32"}', "not a prepare meta file")):
+        copy.meta_path.write_text(damaged)
+        with pytest.raises(InputError, match=message):
+            load_prepared(copy)
+        assert pipeline_status(copy).stages[2].state == "stale"
 
 
 # --- the CLI: status through every stage, and every error ----------------------------------------------------

@@ -172,12 +172,16 @@ def read_meta(workspace: Workspace) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise InputError(f"{workspace.relative(workspace.meta_path)} is unreadable ({exc})",
                          "re-run: llmp data prepare") from None
-    required = ("vocab_size", "dtype", "tokenizer", "tokenizer_sha256", "train_tokens", "val_tokens", "eos_id")
-    if not isinstance(meta, dict) or any(key not in meta for key in required) or meta["dtype"] not in (
-            "uint16", "uint32"):
+    if not _valid_meta(meta):
         raise InputError(f"{workspace.relative(workspace.meta_path)} is not a prepare meta file",
                          "re-run: llmp data prepare")
     return meta
+
+
+def _valid_meta(meta: Any) -> bool:
+    required = ("vocab_size", "dtype", "tokenizer", "tokenizer_sha256", "train_tokens", "val_tokens", "eos_id")
+    return (isinstance(meta, dict) and all(key in meta for key in required) and meta["dtype"] in ("uint16", "uint32")
+            and all(isinstance(meta[key], int) and meta[key] > 0 for key in ("train_tokens", "val_tokens")))
 
 
 def stale_reason(workspace: Workspace, meta: dict[str, Any]) -> str | None:

@@ -137,7 +137,7 @@ def _app(runs: list[RunStatus]) -> Stage:
     if not ready:
         return Stage("app", "app ready", MISSING, "", "llmp ui", details="needs a checkpoint")
     return Stage("app", "app ready", READY, ready[0].path, "llmp ui",
-                 details=f"llmp generate --model {ready[0].path} \"To be\"")
+                 details=f"llmp generate --model {ready[0].path} --raw \"ROMEO:\"")
 
 
 def run_statuses(ws: Workspace) -> list[RunStatus]:

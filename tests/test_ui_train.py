@@ -65,8 +65,8 @@ def test_train_in_the_background_then_use_the_model(workspace):
     at = train_page()
     assert at.title[0].value == "Train"
     status = at.dataframe[0].value
-    assert status["stage"].tolist() == ["collect", "tokenizer", "prepare", "train"]
-    assert status["done"].tolist() == [True, True, True, False]
+    assert status["stage"].tolist() == ["raw data", "tokenizer", "processed data", "checkpoint", "app ready"]
+    assert status["state"].tolist() == ["ready", "ready", "ready", "missing", "missing"]
 
     start(at, "ui", 30)
     assert "Training in the background" in at.info[0].value
@@ -80,7 +80,7 @@ def test_train_in_the_background_then_use_the_model(workspace):
     assert len(reloaded.get("plotly_chart")) == 1  # the loss curve
     assert "has a checkpoint" in reloaded.success[0].value
     assert any(c.value == "step 30" for c in reloaded.caption)  # the latest sample's caption
-    assert reloaded.dataframe[0].value["done"].tolist()[-1]
+    assert reloaded.dataframe[0].value["state"].tolist()[-2:] == ["ready", "ready"]
 
     # The finished model is in the picker, and the chat runs it.
     picker = reloaded.selectbox(key="model_name")

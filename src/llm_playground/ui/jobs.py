@@ -78,8 +78,8 @@ def replace_corpus(workspace: Workspace, text: str) -> None:
     if not text.strip():
         raise InputError("the uploaded file has no text", "upload a UTF-8 text file")
     atomic_write_text(workspace.corpus_path, text)
-    for stale in (workspace.tokenizer_path, workspace.tokenizer_path.with_suffix(".vocab"), workspace.train_bin,
-                  workspace.val_bin, workspace.meta_path):
+    for stale in (workspace.manifest_path, workspace.tokenizer_path, workspace.tokenizer_path.with_suffix(".vocab"),
+                  workspace.train_bin, workspace.val_bin, workspace.meta_path):
         stale.unlink(missing_ok=True)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from llm_playground.data import pipeline_status
 from llm_playground.errors import InputError, PlaygroundError
 from llm_playground.train.config import PRESETS
 from llm_playground.train.metrics import loss_figure, read_metrics
@@ -18,28 +18,11 @@ BUNDLED = "the bundled corpus (Shakespeare's plays)"
 UPLOADED = "an uploaded text file"
 
 
-def _size(path: Path) -> str:
-    size = path.stat().st_size
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
-
-
-def pipeline_status(workspace: Workspace) -> pd.DataFrame:
-    """One row per build stage: is its output there, and what is it."""
-    meta = json.loads(workspace.meta_path.read_text(encoding="utf-8")) if workspace.meta_path.is_file() else None
-    rows = [
-        ("collect", workspace.corpus_path, lambda: _size(workspace.corpus_path)),
-        ("tokenizer", workspace.tokenizer_path,
-         lambda: f"SentencePiece, {meta['vocab_size']:,} tokens" if meta else _size(workspace.tokenizer_path)),
-        ("prepare", workspace.meta_path,
-         lambda: f"{meta['train_tokens']:,} train + {meta['val_tokens']:,} validation tokens" if meta else ""),
-    ]
-    table = [{"stage": stage, "done": path.is_file(), "output": str(path.relative_to(workspace.root)),
-              "what": describe() if path.is_file() else "missing: the next training runs it"}
-             for stage, path, describe in rows]
-    runs = [p for p in sorted(workspace.runs_dir.glob("*")) if p.is_dir()]
-    table.append({"stage": "train", "done": bool(common.trained_runs()), "output": "runs/",
-                  "what": ", ".join(p.name for p in runs) or "no runs yet"})
-    return pd.DataFrame(table)
+def status_table(workspace: Workspace) -> pd.DataFrame:
+    """The build flow's stages as `llmp status` reports them (`data.pipeline_status`)."""
+    status = pipeline_status(workspace)
+    return pd.DataFrame([{"stage": stage.title, "state": stage.state, "where": stage.path, "details": stage.details,
+                          "made by": stage.command} for stage in status.stages])
 
 
 def _start(workspace: Workspace) -> None:
@@ -122,7 +105,7 @@ st.caption(f"Build your own GPT in {workspace.root}: collect → tokenizer → p
 if error := st.session_state.pop("train_error", None):
     common.show_error(PlaygroundError(error["message"], error["fix"]))
 st.subheader("Pipeline")
-st.dataframe(pipeline_status(workspace), hide_index=True, width="stretch")
+st.dataframe(status_table(workspace), hide_index=True, width="stretch")
 start_form(workspace)
 
 runs = [p.name for p in sorted(workspace.runs_dir.glob("*")) if p.is_dir()]

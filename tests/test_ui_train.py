@@ -122,3 +122,28 @@ def test_train_bad_input_shows_the_error_and_its_fix(workspace):
     assert "cannot read the setting" in at.error[0].value
     assert not at.exception
     assert not workspace.run_dir("fine").exists()
+
+
+def test_train_on_an_uploaded_file(tmp_path, monkeypatch):
+    """An empty workspace: the upload becomes the corpus, and `llmp pipeline` builds the tokenizer and data first."""
+    from gpt_helpers import shakespeare_text
+
+    monkeypatch.setenv("LLMP_HOME", str(tmp_path))
+    monkeypatch.setenv("LLMP_THREADS", "1")
+    at = train_page()
+    assert at.dataframe[0].value["state"].tolist()[:3] == ["missing", "missing", "missing"]
+    at.radio(key="train_source").set_value("an uploaded text file")
+    at.get("file_uploader")[0].set_value(("plays.txt", shakespeare_text(150_000).encode(), "text/plain"))
+    start(at, "mine", 10)
+    run = tmp_path / "runs" / "mine"
+    try:
+        wait(lambda: not jobs.job(run).running)
+    finally:
+        current = jobs.job(run)
+        if current.running:
+            os.killpg(current.pid, signal.SIGKILL)
+    assert jobs.job(run).returncode == 0, jobs.log_tail(jobs.job(run))
+    log = jobs.log_tail(jobs.job(run), lines=200)
+    assert "tokenizer: running" in log and "prepare: running" in log and "collect" not in log
+    at.run()
+    assert at.dataframe[0].value["state"].tolist() == ["ready"] * 5

@@ -32,7 +32,7 @@ def ui_command(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 for every interface)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8501,
 ) -> None:
-    """Start the web app: chat, explore and the models, in a browser."""
+    """Start the web app in a browser: chat, explore, function calling, training, models."""
     from streamlit.web import cli as streamlit_cli
 
     import llm_playground.ui

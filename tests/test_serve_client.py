@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from llm_playground.cli.generate import ChatSession
-from llm_playground.errors import ProviderError
+from llm_playground.errors import InvalidParameter, ProviderError
 from llm_playground.generate import SamplingParams
 from llm_playground.serve import BackgroundServer, LogRecord, ProviderClient, RemoteChatModel, RequestLog, create_app
 from llm_playground.serve.client import normalize_base_url
+from llm_playground.serve.server import check_bind
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -151,6 +152,16 @@ def test_llmp_chat_with_a_provider(server):
     assert "smollm2 at http://127.0.0.1" in run.stderr and "first token" in run.stderr
     refused = llmp("chat", "--provider", server.url, stdin="Hello\n/quit\n", env={"OPENAI_API_KEY": "bad"})
     assert refused.returncode == 0 and "401" in refused.stderr
+
+
+def test_only_loopback_without_a_key():
+    for host in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"):
+        check_bind(host, None, insecure=False)
+    for host in ("0.0.0.0", "192.168.1.5", "::", "example.com"):
+        with pytest.raises(InvalidParameter):
+            check_bind(host, None, insecure=False)
+        check_bind(host, "key", insecure=False)
+        check_bind(host, None, insecure=True)
 
 
 def test_serve_refuses_a_public_address_without_a_key():

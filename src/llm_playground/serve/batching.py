@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from llm_playground.model.base import KVCache, LanguageModel
+from llm_playground.model.base import Batchable, KVCache, LanguageModel
 
 # How long a step waits for a decoding request that is still sampling its previous token (the usual
 # trigger is that every decoding request has arrived; this only bounds a straggler's cost).
@@ -31,7 +31,7 @@ MAX_WAIT_S = 0.01
 
 
 def supports_batching(model: LanguageModel) -> bool:
-    return callable(getattr(model, "forward_batch", None))
+    return isinstance(model, Batchable)
 
 
 @dataclass
@@ -47,7 +47,10 @@ class BatchingModel:
     """A `LanguageModel` whose single-token forwards, from any number of threads, run batched."""
 
     def __init__(self, model: LanguageModel, max_batch: int = 16) -> None:
+        if not isinstance(model, Batchable):
+            raise TypeError(f"{model.info.backend} models cannot decode in batches")
         self.model, self.max_batch = model, max_batch
+        self.batch_forward = model.forward_batch
         self.info, self.tokenizer = model.info, model.tokenizer
         self._cond = threading.Condition()
         self._pending: list[_Call] = []
@@ -117,7 +120,7 @@ class BatchingModel:
                     self._cond.wait(left)
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
             try:
-                logits = self.model.forward_batch([c.token for c in batch], [c.cache for c in batch])
+                logits = self.batch_forward([c.token for c in batch], [c.cache for c in batch])
                 for call, row in zip(batch, logits, strict=True):
                     call.logits = row
             except BaseException as exc:  # each waiting request gets the error instead of hanging

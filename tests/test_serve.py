@@ -92,6 +92,21 @@ def test_same_seed_same_answer(client):
     assert sample(12) != first
 
 
+def test_engine_parameters_beyond_openai_are_accepted(client):
+    """top_k, min_p and repetition_penalty, as vLLM and llama.cpp servers name them (extra_body)."""
+    def answer(**extra: float) -> str:
+        return client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Tell a joke."}],
+                                              seed=3, temperature=1.0, max_tokens=12,
+                                              extra_body=extra).choices[0].message.content
+
+    greedy = client.chat.completions.create(model="smollm2", messages=[{"role": "user", "content": "Tell a joke."}],
+                                            temperature=0, max_tokens=12).choices[0].message.content
+    assert answer(top_k=1) == greedy and answer(min_p=1.0) == greedy
+    assert answer(repetition_penalty=1.3)
+    with pytest.raises(openai.BadRequestError):
+        answer(top_k=-1)
+
+
 def test_logprobs_with_alternatives(client):
     reply = client.chat.completions.create(model="smollm2", messages=QUESTION, temperature=0, max_tokens=20,
                                            logprobs=True, top_logprobs=3)

@@ -213,3 +213,24 @@ def test_functions_page_bad_definitions_show_the_error_and_its_fix(home):
     button(at, "Run every request (batch)").click().run()
     assert "there are no requests" in errors(at)
     assert not at.exception
+
+
+def test_chat_through_an_openai_compatible_provider(home, smollm2, monkeypatch):
+    from llm_playground.serve import BackgroundServer, create_app
+    from llm_playground.ui.common import PROVIDER
+
+    monkeypatch.setenv("LLMP_TEST_PROVIDER_KEY", "k3y")
+    with BackgroundServer(create_app({"smollm2": smollm2}, api_key="k3y")) as server:
+        at = start()
+        at.selectbox(key="model_name").set_value(PROVIDER).run()
+        at.text_input(key="provider_url").set_value(server.url)
+        at.text_input(key="provider_model").set_value("smollm2")
+        at.text_input(key="provider_key_env").set_value("LLMP_UNSET_VARIABLE").run()
+        at = chat(at, "What is the capital of France?")
+        assert "LLMP_UNSET_VARIABLE is not set" in errors(at)
+        at.text_input(key="provider_key_env").set_value("LLMP_TEST_PROVIDER_KEY").run()
+        at = chat(at, "What is the capital of France?")
+        role, answer = bubbles(at)[-1]
+        assert role == "assistant" and "Paris" in answer
+        caption = at.chat_message[-1].caption[0].value
+        assert "tokens/s" in caption and f"smollm2 at {server.url}" in caption

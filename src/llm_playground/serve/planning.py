@@ -47,7 +47,8 @@ def sampling_params(request: ChatRequest | CompletionRequest) -> SamplingParams:
     return SamplingParams.create(
         max_new_tokens=limit, temperature=API_TEMPERATURE if request.temperature is None else request.temperature,
         top_p=request.top_p, frequency_penalty=request.frequency_penalty,
-        presence_penalty=request.presence_penalty, seed=request.seed, n=request.n,
+        presence_penalty=request.presence_penalty, top_k=request.top_k, min_p=request.min_p,
+        repetition_penalty=request.repetition_penalty, seed=request.seed, n=request.n,
         stop=request.stop if request.stop else None)
 
 

@@ -52,6 +52,10 @@ class _Request(BaseModel):
     top_p: float | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
+    # Not OpenAI's, but our engine has them and vLLM / llama.cpp servers accept them under these names.
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
     # Accepted, and changing nothing about the output.
     user: str | None = None
     metadata: dict[str, Any] | None = None

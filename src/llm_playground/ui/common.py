@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from llm_playground.workspace import Workspace
 
 DTYPES = ("float32", "float16", "bfloat16")
 OTHER = "other (a path)…"
+PROVIDER = "an OpenAI-compatible provider…"
 # Widget values that must outlive a page switch: Streamlit forgets a widget's state when a run does not
 # draw it, so these are copied to themselves at the top of every run (see `keep_state`).
-KEPT = ("model_name", "model_path", "dtype", "preset", "temperature", "top_k", "top_p", "min_p",
+KEPT = ("model_name", "model_path", "provider_url", "provider_model", "provider_key_env",
+        "dtype", "preset", "temperature", "top_k", "top_p", "min_p",
         "repetition_penalty", "max_new_tokens", "seed", "system_prompt",
         "fn_definitions", "fn_prompts", "fn_tool_choice", "fn_parallel", "fn_allow_none", "fn_execute")
 _LOADED: dict[tuple[str, str], dict[str, Any]] = {}
@@ -60,11 +63,42 @@ def model_spec() -> tuple[str, str]:
     name = st.session_state.get("model_name", DEFAULT_MODEL)
     if name == OTHER:
         name = (st.session_state.get("model_path") or "").strip()
+    if name == PROVIDER:
+        name = f"{st.session_state.get('provider_model') or '?'} at {st.session_state.get('provider_url') or '?'}"
     return name, st.session_state.get("dtype", DTYPES[0])
+
+
+def remote_model() -> Any | None:
+    """The picked provider's model (chat only), or None when a local model is picked."""
+    if st.session_state.get("model_name") != PROVIDER:
+        return None
+    from llm_playground.errors import InputError
+    from llm_playground.serve.client import RemoteChatModel
+
+    url = (st.session_state.get("provider_url") or "").strip()
+    name = (st.session_state.get("provider_model") or "").strip()
+    if not url or not name:
+        raise InputError("the provider needs a URL and a model name", "fill both in under Model in the sidebar")
+    key_env = (st.session_state.get("provider_key_env") or "").strip()
+    key = os.environ.get(key_env) if key_env else None
+    if key_env and key is None:
+        raise InputError(f"the environment variable {key_env} is not set", f"export {key_env}=… before `llmp ui`")
+    return RemoteChatModel(_client(url, key), name)
+
+
+@st.cache_resource(show_spinner=False)
+def _client(url: str, key: str | None) -> Any:
+    from llm_playground.serve.client import ProviderClient
+
+    return ProviderClient(url, key)
 
 
 def model() -> SharedModel:
     """The picked model, loaded once per process; raises `PlaygroundError` for a bad pick."""
+    if st.session_state.get("model_name") == PROVIDER:
+        from llm_playground.errors import InputError
+
+        raise InputError("a provider's model can only chat here", "pick a local model for this page")
     spec, dtype = model_spec()
     if not spec:
         from llm_playground.errors import InputError
@@ -101,7 +135,7 @@ def trained_runs() -> list[Path]:
 
 def model_choices() -> list[str]:
     names = [entry.name for entry in list_models()]
-    return [*names, *[str(run) for run in trained_runs()], OTHER]
+    return [*names, *[str(run) for run in trained_runs()], OTHER, PROVIDER]
 
 
 def model_label(choice: str) -> str:
@@ -118,6 +152,12 @@ def model_picker() -> None:
                      help="see the Models page for details; finished training runs appear here too")
         if st.session_state["model_name"] == OTHER:
             st.text_input("Model path", key="model_path", placeholder="a .gguf file or a model directory")
+        if st.session_state["model_name"] == PROVIDER:
+            st.text_input("Provider URL", key="provider_url", placeholder="http://127.0.0.1:8000/v1")
+            st.text_input("Provider model", key="provider_model", placeholder="smollm2, gpt-4o-mini, llama3…")
+            st.text_input("API key variable", key="provider_key_env", placeholder="OPENAI_API_KEY (optional)",
+                          help="the name of an environment variable holding the key; the key never enters the page")
+            return
         st.selectbox("Weights", DTYPES, key="dtype", help="float16 decodes fastest on CPU")
 
 

@@ -49,6 +49,14 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
     """Stream the assistant's answer and store it; a Stop click (a rerun) stores what was said so far."""
     with st.chat_message("assistant"):
         try:
+            remote = common.remote_model()
+        except PlaygroundError as exc:
+            common.show_error(exc)
+            return
+        if remote is not None:
+            _answer_remote(remote, conversation_id, history, params, system)
+            return
+        try:
             model = common.model()
             messages = ([{"role": "system", "content": system}] if system else []) + history
             fitted = fit_history(model.tokenizer, messages, model.context_length - params.max_new_tokens)
@@ -68,6 +76,30 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
                     store.add(conversation_id, "assistant", meta.pop("text"), meta, model=model.info.name,
                               system=system or None)
         st.caption(_stats(meta))
+
+
+def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, str]], params: SamplingParams,
+                   system: str) -> None:
+    """The same turn through an OpenAI-compatible provider (`serve.client`): streamed, stored, measured."""
+    messages = ([{"role": "system", "content": system}] if system else []) + history
+    stream = remote.stream(messages, params)
+    parts: list[str] = []
+    with _turn_lock():
+        try:
+            for_display = (parts.append(delta) or delta for delta in stream)
+            st.write_stream(for_display)
+        except PlaygroundError as exc:
+            common.show_error(exc)
+        finally:
+            reply = stream.reply
+            seconds = reply.total_ms / 1000 if reply.total_ms else 0.0
+            meta = {"tokens": reply.completion_tokens, "finish_reason": reply.finish_reason or "stopped",
+                    "tokens_per_s": round(reply.completion_tokens / seconds, 2) if seconds else 0.0,
+                    "seed": params.seed, "model": remote.label}
+            if parts:
+                store.add(conversation_id, "assistant", "".join(parts).strip(), meta, model=remote.label,
+                          system=system or None)
+    st.caption(_stats(meta))
 
 
 def _outcome(generation: Generation, parts: list[str], elapsed: float, model_name: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from torch import nn
 
 from llm_playground.errors import ContextOverflow, ModelLoadError
 from llm_playground.model.base import FullForward, ModelInfo, describe_dtype
+from llm_playground.model.kvcache import TensorCache
 from llm_playground.tokenizer.hf import HFTokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
@@ -71,33 +72,9 @@ class LlamaConfig:
         )
 
 
-class LlamaCache:
-    """K and V of every layer, (layers, batch, kv_heads, capacity, head_dim), grown by doubling."""
-
+class LlamaCache(TensorCache):
     def __init__(self, config: LlamaConfig, capacity: int, dtype: torch.dtype, batch: int = 1) -> None:
-        shape = (config.num_layers, batch, config.num_kv_heads, max(capacity, 1), config.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype)
-        self.v = torch.zeros(shape, dtype=dtype)
-        self.length = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.k.shape[3]
-
-    def reserve(self, needed: int) -> None:
-        if needed <= self.capacity:
-            return
-        grown = max(needed, 2 * self.capacity)
-        for name in ("k", "v"):
-            old = getattr(self, name)
-            new = old.new_zeros(old.shape[:3] + (grown,) + old.shape[4:])
-            new[:, :, :, : self.length] = old[:, :, :, : self.length]
-            setattr(self, name, new)
-
-    def copy(self) -> LlamaCache:
-        clone = object.__new__(LlamaCache)
-        clone.k, clone.v, clone.length = self.k.clone(), self.v.clone(), self.length
-        return clone
+        super().__init__(config.num_layers, batch, config.num_kv_heads, capacity, config.head_dim, dtype)
 
 
 def _gemv_layout(weight: torch.Tensor) -> torch.Tensor:

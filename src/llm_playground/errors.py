@@ -39,3 +39,7 @@ class ContextOverflow(PlaygroundError):
 
 class InputError(PlaygroundError):
     """Unreadable or malformed input: an empty prompt, a missing file, a bad trace."""
+
+
+class ProviderError(PlaygroundError):
+    """A remote OpenAI-compatible provider that cannot be reached or refuses a request."""

@@ -76,8 +76,29 @@ class Workspace:
     def meta_path(self) -> Path:
         return self.processed_dir / "meta.json"
 
+    @property
+    def logs_db(self) -> Path:
+        """The API server's request log (SQLite), read by `llmp logs`."""
+        return self.root / "logs.db"
+
+    def relative(self, path: Path) -> str:
+        """A path as messages show it: relative to the workspace when inside it."""
+        try:
+            return str(Path(path).resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def wikipedia_dir(self, lang: str) -> Path:
+        """Pages downloaded from Wikipedia, one file each, so a second `collect` resumes."""
+        return self.raw_dir / "wikipedia" / lang
+
     def run_dir(self, name: str) -> Path:
         return self.runs_dir / name
+
+    @property
+    def conversations_db(self) -> Path:
+        """The web app's chat history (SQLite)."""
+        return self.root / "conversations.sqlite3"
 
 
 def cache_dir() -> Path:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -24,6 +25,9 @@ from llm_playground.generate.trace import replay as replay_trace
 from llm_playground.generate.trace import traced
 from llm_playground.model import LanguageModel
 from llm_playground.workspace import atomic_write_text
+
+if TYPE_CHECKING:
+    from llm_playground.serve.client import ChatReply, RemoteChatModel
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -86,12 +90,26 @@ def chat_command(
     sampling: SamplingParams,
     choice: ModelChoice = DEFAULT_CHOICE,
     system: Annotated[Optional[str], typer.Option(help="system prompt")] = None,  # noqa: UP045
+    provider: Annotated[Optional[str], typer.Option(help="chat with --model at this OpenAI-compatible URL "  # noqa: UP045
+                                                    "instead (OpenAI, Ollama, vLLM, llama.cpp, llmp serve)",
+                                                    rich_help_panel="Provider")] = None,
+    api_key_env: Annotated[str, typer.Option(help="the environment variable holding the provider's API key",
+                                             rich_help_panel="Provider")] = "OPENAI_API_KEY",
 ) -> None:
     """Chat in the terminal: /reset, /params key=value, /save FILE, /quit."""
-    lm = choice.load()
-    session = ChatSession(lm, sampling, system)
-    err.print(f"[bold]{lm.info.name}[/] ({lm.info.parameters / 1e6:.0f}M parameters, {lm.info.backend}, "
-              f"{lm.info.dtype}). Type /quit to leave, /help for commands.")
+    if provider:
+        from llm_playground.serve.client import ProviderClient, RemoteChatModel
+
+        model: LanguageModel | RemoteChatModel = RemoteChatModel(
+            ProviderClient(provider, os.environ.get(api_key_env) or None), choice.model)
+        banner = f"[bold]{model.label}[/]"
+    else:
+        model = choice.load()
+        info = model.info
+        banner = (f"[bold]{info.name}[/] ({info.parameters / 1e6:.0f}M parameters, {info.backend}, "
+                  f"{info.dtype})")
+    session = ChatSession(model, sampling, system)
+    err.print(f"{banner}. Type /quit to leave, /help for commands.")
     while True:
         try:
             line = input("you> ")
@@ -116,16 +134,30 @@ def chat_command(
             err.print(f"\n[red]{exc}[/]")
             continue
         out.out("")
-        err.print(f"[dim]{_stats(session.last)}[/]")
+        err.print(f"[dim]{session.stats()}[/]")
 
 
 class ChatSession:
-    """A conversation kept as messages, trimmed to the context window before each answer."""
+    """A conversation kept as messages, answered by a local model (history trimmed to its context window)
+    or by a model behind an OpenAI-compatible provider (which keeps its own limits)."""
 
-    def __init__(self, model: LanguageModel, params: SamplingParams, system: str | None) -> None:
+    def __init__(self, model: LanguageModel | RemoteChatModel, params: SamplingParams, system: str | None) -> None:
         self.model, self.params, self.system = model, params.updated(n=1), system
         self.messages: list[dict[str, str]] = []
         self.last: GenerationResult
+        self.last_reply: ChatReply | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model.info.name if isinstance(self.model, LanguageModel) else self.model.label
+
+    def stats(self) -> str:
+        """The statistics line of the last answer."""
+        reply = self.last_reply
+        if reply is None:
+            return _stats(self.last)
+        return (f"[{reply.completion_tokens} tokens, {reply.finish_reason}, first token {reply.ttft_ms or 0:.0f} ms, "
+                f"{reply.total_ms:.0f} ms in all, {self.model_name}]")
 
     def reset(self) -> None:
         self.messages = []
@@ -133,13 +165,19 @@ class ChatSession:
     def send(self, text: str):  # noqa: ANN201 (a generator of text deltas)
         system = [{"role": "system", "content": self.system}] if self.system else []
         pending = [*self.messages, {"role": "user", "content": text}]
+        if not isinstance(self.model, LanguageModel):
+            stream = self.model.stream(system + pending, self.params)
+            yield from stream
+            self.last_reply = stream.reply
+            self.messages = [*pending, {"role": "assistant", "content": stream.reply.text.strip()}]
+            return
         budget = self.model.context_length - self.params.max_new_tokens
         fitted = fit_history(self.model.tokenizer, system + pending, budget)
         generation = Generation(self.model, self.model.tokenizer.encode(render(self.model.tokenizer, fitted)),
                                 self.params)
         for event in generation:
             yield event.text
-        self.last = generation.results[0]
+        self.last, self.last_reply = generation.results[0], None
         self.messages = [*pending, {"role": "assistant", "content": self.last.text.strip()}]
 
     def command(self, line: str) -> str | None:
@@ -158,7 +196,7 @@ class ChatSession:
             if not rest.strip():
                 raise InputError("/save needs a file name", "type /save chat.json")
             path = Path(rest.strip())
-            record = {"model": self.model.info.name, "system": self.system,
+            record = {"model": self.model_name, "system": self.system,
                       "params": self.params.model_dump(mode="json"), "messages": self.messages}
             atomic_write_text(path, json.dumps(record, ensure_ascii=False, indent=2))
             err.print(f"[dim]saved {len(self.messages)} messages to {path}[/]")

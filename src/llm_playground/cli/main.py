@@ -27,14 +27,18 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import evaluate, explore, functions, generate, models, train
+    from llm_playground.cli import build, evaluate, explore, functions, generate, models, serve, status, train, ui
 
+    build.register(app)
     explore.register(app)
     functions.register(app)
     evaluate.register(app)  # after functions: `llmp eval` is one group, whoever creates it first
     generate.register(app)
     models.register(app)
+    serve.register(app)
+    status.register(app)
     train.register(app)
+    ui.register(app)
 
 
 def main() -> None:

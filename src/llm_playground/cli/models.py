@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.table import Table
 from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, with_model_options
 from llm_playground.errors import InputError
 from llm_playground.model import list_models
+from llm_playground.tokenizer import load_tokenizer
 
 out = Console(highlight=False)
 
@@ -51,12 +53,15 @@ def models_command(
 def tokenize_command(
     text: Annotated[str, typer.Argument(help="text to tokenize")],
     choice: ModelChoice = DEFAULT_CHOICE,
+    tokenizer_path: Annotated[Optional[Path], typer.Option(  # noqa: UP045 (typer needs Optional)
+        "--tokenizer", help="a tokenizer file instead of the model's: a SentencePiece .model (llmp tokenizer "
+                            "train) or a directory with tokenizer.json; no model is loaded")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Show how a model's tokenizer splits TEXT: tokens, ids and counts."""
     if not text:
         raise InputError("the text is empty", "give some text to tokenize")
-    tokenizer = choice.load().tokenizer
+    tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else choice.load().tokenizer
     ids = tokenizer.encode(text)
     words = max(len(text.split()), 1)
     pieces = [{"id": i, "token": tokenizer.token_text(i), "text": tokenizer.decode([i])} for i in ids]

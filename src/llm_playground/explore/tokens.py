@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from llm_playground.errors import InputError
 from llm_playground.explore.common import encode, label
 from llm_playground.tokenizer.base import Tokenizer
 
@@ -74,10 +73,10 @@ def load_tokenizer(spec: str) -> Tokenizer:
     from llm_playground.tokenizer.hf import HFTokenizer
 
     path = Path(spec).expanduser()
-    if path.suffix == ".model":
-        # The project's own SentencePiece tokenizers get a `Tokenizer` implementation with the training issue.
-        raise InputError(f"{spec}: SentencePiece tokenizer files are not supported yet",
-                         "compare with a model name, a .gguf file, a model directory or a tokenizer.json")
+    if path.suffix == ".model":  # the project's own SentencePiece tokenizers (`llmp tokenizer train`)
+        from llm_playground.tokenizer import load_tokenizer as load_tokenizer_file
+
+        return load_tokenizer_file(path)
     if path.is_file() and path.name == "tokenizer.json":
         return HFTokenizer(path.parent)
     name, source = resolve_source(spec)

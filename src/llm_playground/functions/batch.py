@@ -15,9 +15,8 @@ from typing import Any
 
 from llm_playground.errors import InputError, PlaygroundError
 from llm_playground.functions.builtin import execute
-from llm_playground.functions.calling import CallOutcome, call_functions
+from llm_playground.functions.calling import CallContext, CallOutcome, call_functions
 from llm_playground.functions.schema import FunctionSpec
-from llm_playground.functions.selection import FunctionRanker
 from llm_playground.model.base import LanguageModel
 from llm_playground.workspace import atomic_write_text
 
@@ -88,11 +87,11 @@ def run_batch(model: LanguageModel, functions: Sequence[FunctionSpec], prompts: 
               **options: Any) -> BatchReport:
     report = BatchReport()
     start = time.perf_counter()
-    ranker = FunctionRanker(model, functions) if len(functions) > 1 and not parallel else None
+    context = CallContext(model, functions)
     for index, prompt in enumerate(prompts):
         try:
             outcome = call_functions(model, [{"role": "user", "content": prompt}], functions, parallel=parallel,
-                                     allow_none=allow_none, ranker=ranker, **options)
+                                     allow_none=allow_none, context=context, **options)
             entry = entry_for(prompt, outcome, parallel, allow_none, implementations)
         except PlaygroundError as exc:
             outcome, entry = None, {"prompt": prompt, "name": None, "parameters": {}, "error": str(exc)}

@@ -23,7 +23,7 @@ from llm_playground.functions.prompt import call_prompt
 from llm_playground.functions.schema import FunctionSpec
 from llm_playground.functions.selection import FunctionRanker
 from llm_playground.functions.validate import FunctionCallResult, validate_call
-from llm_playground.generate.loop import GenerationResult, generate
+from llm_playground.generate.loop import GenerationResult, PromptCache, generate
 from llm_playground.generate.params import SamplingParams
 from llm_playground.model.base import LanguageModel
 from llm_playground.tokenizer.base import Message
@@ -101,9 +101,10 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
                    tool_choice: str | dict[str, Any] = "required", parallel: bool = False,
                    allow_none: bool = False, params: SamplingParams | None = None,
                    examples: Sequence[tuple[str, str]] = (), choose: bool = True,
-                   ranker: FunctionRanker | None = None) -> CallOutcome:
+                   context: CallContext | None = None) -> CallOutcome:
     """Decode the call(s) a conversation asks for. `tool_choice` is "required", "auto" (a call or none)
-    or {"name": NAME} (that function); "none" is a plain chat and not handled here."""
+    or {"name": NAME} (that function); "none" is a plain chat and not handled here. A `CallContext`
+    shared by many calls over the same functions keeps what does not depend on the request."""
     start = time.perf_counter()
     if not functions:
         raise InputError("no functions to call", "give at least one function definition")
@@ -119,8 +120,9 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats = CallStats()
     probs: dict[str, float] = {}
     if choose and not parallel and len(candidates) > 1:
-        ranker = ranker if ranker is not None and ranker.functions == candidates else FunctionRanker(model, candidates)
-        probs = choice_probabilities(ranker.scores(request))
+        context = context if context is not None and context.functions == candidates else CallContext(model,
+                                                                                                         candidates)
+        probs = choice_probabilities(context.ranker().scores(request))
         best = max(probs, key=probs.__getitem__)
         candidates = [f for f in candidates if f.name == best]
         stats.choose_ms = (time.perf_counter() - start) * 1000
@@ -130,7 +132,8 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.prompt_tokens = len(prompt_ids)
     schema = call_schema(candidates, parallel, allow_none)
     constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
-    generation = generate(model, prompt_ids, params.updated(n=1), constraint)
+    prefix = context.prompt_cache(candidates, examples) if context is not None else None
+    generation = generate(model, prompt_ids, params.updated(n=1), constraint, prompt_cache=prefix)
     events = list(generation)
     result = generation.results[0]
     text = result.text
@@ -142,6 +145,33 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.valid = bool(outcome.validated) or (allow_none and not outcome.calls and _is_none(text))
     stats.total_ms = (time.perf_counter() - start) * 1000
     return outcome
+
+
+class CallContext:
+    """What many calls over the same functions share: the ranker, and each prompt's fixed prefix (the
+    system prompt with the function list) fed once and reused through its KV cache."""
+
+    def __init__(self, model: LanguageModel, functions: Sequence[FunctionSpec]) -> None:
+        self.model, self.functions = model, list(functions)
+        self._ranker: FunctionRanker | None = None
+        self._prefixes: dict[tuple, PromptCache | None] = {}
+
+    def ranker(self) -> FunctionRanker:
+        if self._ranker is None:
+            self._ranker = FunctionRanker(self.model, self.functions)
+        return self._ranker
+
+    def prompt_cache(self, functions: Sequence[FunctionSpec], examples: Sequence[tuple[str, str]]
+                     ) -> PromptCache | None:
+        key = (tuple(f.name for f in functions), tuple(examples))
+        if key not in self._prefixes:
+            # The prefix any request shares: where two renders with different requests stop agreeing.
+            encode, tokenizer = self.model.tokenizer.encode, self.model.tokenizer
+            first, second = (encode(call_prompt(tokenizer, [{"role": "user", "content": text}], functions, examples))
+                             for text in ("A", "Z"))
+            shared = next((i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b), 0)
+            self._prefixes[key] = PromptCache(self.model, first[:shared]) if shared > 8 else None
+        return self._prefixes[key]
 
 
 def _candidates(functions: Sequence[FunctionSpec], tool_choice: str | dict[str, Any], allow_none: bool

@@ -7,9 +7,20 @@ floats (the course writes `2.0`, never `2`) and `integer` ones as ints.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 
 from llm_playground.functions.schema import FunctionSpec
 
@@ -24,7 +35,9 @@ class FunctionCallResult(BaseModel):
     parameters: dict[str, Any]
 
 
-_SCALARS: dict[str, Any] = {"number": float, "integer": StrictInt, "string": str, "boolean": StrictBool,
+# Strict: the grammar writes JSON types exactly, so "2" for a number is a bug to report, not to coerce.
+Number = Annotated[StrictInt | StrictFloat, AfterValidator(float)]
+_SCALARS: dict[str, Any] = {"number": Number, "integer": StrictInt, "string": StrictStr, "boolean": StrictBool,
                             "array": list, "object": dict, "null": type(None)}
 
 

@@ -82,6 +82,25 @@ def fit_prompt(prompt_ids: Sequence[int], params: SamplingParams, context_length
     return ids[-keep:]
 
 
+class PromptCache:
+    """A prompt prefix fed once (a system prompt, a function list): generations whose prompt starts with
+    it copy its KV cache and feed only the rest."""
+
+    def __init__(self, model: LanguageModel, ids: Sequence[int]) -> None:
+        self.ids = list(ids)
+        self.cache = model.new_cache(len(self.ids) + 256)
+        self.logits = model.forward(self.ids, self.cache)
+
+    def start(self, model: LanguageModel, prompt_ids: list[int]) -> tuple[KVCache, np.ndarray] | None:
+        """(cache, logits) for `prompt_ids`, or None when the prompt does not start with this prefix."""
+        n = len(self.ids)
+        if len(prompt_ids) < n or prompt_ids[:n] != self.ids:
+            return None
+        cache = self.cache.copy()
+        rest = prompt_ids[n:]
+        return cache, (model.forward(rest, cache) if rest else self.logits.copy())
+
+
 @dataclass
 class Generation:
     """Iterate it for step events; `results` holds one `GenerationResult` per finished sequence."""
@@ -91,6 +110,7 @@ class Generation:
     params: SamplingParams
     constraint: Constraint | None = None
     alternatives: int = 5
+    prompt_cache: PromptCache | None = None
     results: list[GenerationResult] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -102,9 +122,13 @@ class Generation:
 
     def __iter__(self) -> Iterator[StepEvent]:
         capacity = min(len(self.prompt_ids) + self.params.max_new_tokens, self.model.context_length)
-        cache = self.model.new_cache(capacity)
         start = time.perf_counter()
-        logits = self.model.forward(self.prompt_ids, cache)
+        reused = self.prompt_cache.start(self.model, self.prompt_ids) if self.prompt_cache is not None else None
+        if reused is not None:
+            cache, logits = reused
+        else:
+            cache = self.model.new_cache(capacity)
+            logits = self.model.forward(self.prompt_ids, cache)
         prefill_ms = (time.perf_counter() - start) * 1000
         for index in range(self.params.n):
             last = index == self.params.n - 1
@@ -205,8 +229,9 @@ def _top(probs: np.ndarray, k: int) -> tuple[tuple[int, float], ...]:
 
 
 def generate(model: LanguageModel, prompt_ids: Sequence[int], params: SamplingParams,
-             constraint: Constraint | None = None, alternatives: int = 5) -> Generation:
-    return Generation(model, list(prompt_ids), params, constraint, alternatives)
+             constraint: Constraint | None = None, alternatives: int = 5,
+             prompt_cache: PromptCache | None = None) -> Generation:
+    return Generation(model, list(prompt_ids), params, constraint, alternatives, prompt_cache)
 
 
 def complete(model: LanguageModel, prompt_ids: Sequence[int], params: SamplingParams,

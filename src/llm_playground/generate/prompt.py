@@ -25,7 +25,7 @@ def render(tokenizer: Tokenizer, messages: Sequence[Message]) -> str:
 def build_prompt(tokenizer: Tokenizer, prompt: str, system: str | None = None, raw: bool = False) -> str:
     """`--raw` feeds the text as is (a continuation); otherwise it is a user turn of a chat."""
     if not prompt.strip():
-        raise InputError("the prompt is empty", "give some text, or `-` to read it from standard input")
+        raise InputError("the prompt is empty", "give some text to continue or answer")
     if raw:
         return f"{system}\n\n{prompt}" if system else prompt
     return render(tokenizer, chat_messages(prompt, system))

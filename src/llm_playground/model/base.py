@@ -71,6 +71,15 @@ class Introspectable(Protocol):
                      ) -> FullForward: ...
 
 
+@runtime_checkable
+class Batchable(Protocol):
+    """Backends that can decode several sequences in one pass (continuous batching) implement this too."""
+
+    def forward_batch(self, ids: Sequence[int], caches: Sequence[KVCache]) -> np.ndarray:
+        """Append ids[i] to caches[i] for every i; the logits of those positions, (len(ids), vocab)."""
+        ...
+
+
 def get_logits_from_input_ids(model: LanguageModel, ids: Sequence[int]) -> list[float]:
     """The course's smallest model API: full recompute, no cache (what the KV cache is measured against)."""
     return model.forward(list(ids), model.new_cache(len(ids))).tolist()

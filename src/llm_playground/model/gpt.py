@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_playground.errors import ModelLoadError
+from llm_playground.model.kvcache import TensorCache
 
 MODEL_TYPE = "llmp-gpt"
 
@@ -61,34 +62,10 @@ class GPTConfig:
             raise ModelLoadError(f"incomplete GPT config: {exc}", "train or export the model again") from None
 
 
-class GPTCache:
-    """K and V of every layer, (layers, batch, heads, capacity, head_dim), grown by doubling."""
-
+class GPTCache(TensorCache):
     def __init__(self, config: GPTConfig, capacity: int, dtype: torch.dtype, device: torch.device | str = "cpu",
                  batch: int = 1) -> None:
-        shape = (config.n_layer, batch, config.n_head, max(capacity, 1), config.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
-        self.length = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.k.shape[3]
-
-    def reserve(self, needed: int) -> None:
-        if needed <= self.capacity:
-            return
-        grown = max(needed, 2 * self.capacity)
-        for name in ("k", "v"):
-            old = getattr(self, name)
-            new = old.new_zeros(old.shape[:3] + (grown,) + old.shape[4:])
-            new[:, :, :, : self.length] = old[:, :, :, : self.length]
-            setattr(self, name, new)
-
-    def copy(self) -> GPTCache:
-        clone = object.__new__(GPTCache)
-        clone.k, clone.v, clone.length = self.k.clone(), self.v.clone(), self.length
-        return clone
+        super().__init__(config.n_layer, batch, config.n_head, capacity, config.head_dim, dtype, device)
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from torch import nn
 
 from llm_playground.errors import ContextOverflow, ModelLoadError
 from llm_playground.model.base import FullForward, ModelInfo, describe_dtype
+from llm_playground.model.kvcache import TensorCache
 from llm_playground.tokenizer.hf import HFTokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
@@ -71,33 +72,9 @@ class LlamaConfig:
         )
 
 
-class LlamaCache:
-    """K and V of every layer, (layers, batch, kv_heads, capacity, head_dim), grown by doubling."""
-
+class LlamaCache(TensorCache):
     def __init__(self, config: LlamaConfig, capacity: int, dtype: torch.dtype, batch: int = 1) -> None:
-        shape = (config.num_layers, batch, config.num_kv_heads, max(capacity, 1), config.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype)
-        self.v = torch.zeros(shape, dtype=dtype)
-        self.length = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.k.shape[3]
-
-    def reserve(self, needed: int) -> None:
-        if needed <= self.capacity:
-            return
-        grown = max(needed, 2 * self.capacity)
-        for name in ("k", "v"):
-            old = getattr(self, name)
-            new = old.new_zeros(old.shape[:3] + (grown,) + old.shape[4:])
-            new[:, :, :, : self.length] = old[:, :, :, : self.length]
-            setattr(self, name, new)
-
-    def copy(self) -> LlamaCache:
-        clone = object.__new__(LlamaCache)
-        clone.k, clone.v, clone.length = self.k.clone(), self.v.clone(), self.length
-        return clone
+        super().__init__(config.num_layers, batch, config.num_kv_heads, capacity, config.head_dim, dtype)
 
 
 def _gemv_layout(weight: torch.Tensor) -> torch.Tensor:
@@ -162,6 +139,31 @@ class _Block(nn.Module):
         return x + self.down(F.silu(gate) * up)
 
 
+    def forward_batch(self, x: torch.Tensor, layer: int, caches: Sequence[LlamaCache], cos: torch.Tensor,
+                      sin: torch.Tensor) -> torch.Tensor:
+        """One new token of each of several sequences (x: (batch, 1, hidden)), each over its own cache."""
+        c = self.c
+        batch = x.shape[0]
+        h = F.rms_norm(x, (c.hidden_size,), self.input_norm, c.rms_norm_eps)
+        q, k, v = self.qkv(h).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
+        q = _rope(q.view(batch, 1, c.num_heads, c.head_dim).transpose(1, 2), cos, sin)
+        k = _rope(k.view(batch, 1, c.num_kv_heads, c.head_dim).transpose(1, 2), cos, sin)
+        v = v.view(batch, 1, c.num_kv_heads, c.head_dim).transpose(1, 2)
+        group = c.num_heads // c.num_kv_heads
+        outputs = []
+        for i, cache in enumerate(caches):  # the sequences' lengths differ: attention is per sequence
+            position = cache.length
+            cache.k[layer, :, :, position] = k[i, :, 0]
+            cache.v[layer, :, :, position] = v[i, :, 0]
+            keys, values = cache.k[layer, :, :, : position + 1], cache.v[layer, :, :, : position + 1]
+            query = q[i : i + 1].reshape(1, c.num_kv_heads, group, c.head_dim)
+            outputs.append(F.scaled_dot_product_attention(query, keys, values).reshape(1, 1, self.q_size))
+        x = x + self.o(torch.cat(outputs))
+        h = F.rms_norm(x, (c.hidden_size,), self.post_norm, c.rms_norm_eps)
+        gate, up = self.gate_up(h).chunk(2, dim=-1)
+        return x + self.down(F.silu(gate) * up)
+
+
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -187,15 +189,20 @@ class LlamaNet(nn.Module):
         # import torch's reference implementations, ~1.5 s of start-up.
         exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64, device="cpu") / c.head_dim
         self.register_buffer("inv_freq", 1.0 / (c.rope_theta**exponents), persistent=False)
-        self._cos = self._sin = torch.empty(0, device="cpu")
+        empty = torch.empty(0, device="cpu")
+        self._rope = (empty, empty)
 
     def _rope_tables(self, end: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._cos.shape[0] < end or self._cos.dtype != dtype:
-            size = max(end, 2 * self._cos.shape[0], 256)
+        # One attribute swapped in one assignment: a thread growing the tables never lets another read a
+        # new cos with an old sin.
+        rope = self._rope
+        if rope[0].shape[0] < end or rope[0].dtype != dtype:
+            size = max(end, 2 * rope[0].shape[0], 256)
             angles = torch.outer(torch.arange(size, dtype=torch.float64), self.inv_freq)
             angles = torch.cat((angles, angles), dim=-1)
-            self._cos, self._sin = angles.cos().to(dtype), angles.sin().to(dtype)
-        return self._cos, self._sin
+            rope = (angles.cos().to(dtype), angles.sin().to(dtype))
+            self._rope = rope
+        return rope
 
     def forward_full(self, ids: torch.Tensor, attentions: bool, hidden_states: bool
                      ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
@@ -229,6 +236,25 @@ class LlamaNet(nn.Module):
         return self.lm_head(x)
 
 
+    def forward_batch(self, ids: torch.Tensor, caches: Sequence[LlamaCache]) -> torch.Tensor:
+        """Logits (batch, vocab) of one new token per sequence, ids (batch,), each sequence with its own cache.
+
+        The projections, the MLP and the LM head run once for the whole batch, so the weights are read
+        once per step instead of once per sequence (what continuous batching gains on a memory-bound CPU).
+        """
+        for cache in caches:
+            cache.reserve(cache.length + 1)
+        positions = torch.tensor([cache.length for cache in caches])
+        x = (self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]).unsqueeze(1)
+        cos_table, sin_table = self._rope_tables(int(positions.max()) + 1, x.dtype)
+        cos, sin = cos_table[positions][:, None, None], sin_table[positions][:, None, None]
+        for layer, block in enumerate(self.blocks):
+            x = block.forward_batch(x, layer, caches, cos, sin)
+        for cache in caches:
+            cache.length += 1
+        return self.lm_head(F.rms_norm(x[:, -1], (self.c.hidden_size,), self.norm, self.c.rms_norm_eps))
+
+
 class LlamaModel:
     """A `LanguageModel` over `LlamaNet`, loaded from a Hugging Face directory."""
 
@@ -257,6 +283,12 @@ class LlamaModel:
     def forward(self, ids: Sequence[int], cache: LlamaCache) -> np.ndarray:
         tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
         return self.net(tensor, cache)[0].float().numpy()
+
+    @torch.inference_mode()
+    def forward_batch(self, ids: Sequence[int], caches: Sequence[LlamaCache]) -> np.ndarray:
+        """One token for each of several sequences (ids[i] appended to caches[i]): logits (len(ids), vocab)."""
+        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+        return self.net.forward_batch(tensor, caches).float().numpy()
 
     @torch.inference_mode()
     def forward_all(self, ids: Sequence[int], cache: LlamaCache) -> np.ndarray:

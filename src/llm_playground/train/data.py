@@ -7,56 +7,41 @@ different windows.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from llm_playground.data.prepared import Prepared
+from llm_playground.data.prepared import load_prepared as _load_prepared
 from llm_playground.errors import InputError, InvalidParameter
 from llm_playground.workspace import Workspace
 
-DTYPES = {"uint16": np.uint16, "uint32": np.uint32}
 SPLITS = ("train", "val")
-
-
-@dataclass(frozen=True)
-class Prepared:
-    train: np.ndarray
-    val: np.ndarray
-    meta: dict[str, Any]
 
 
 def missing_stage(workspace: Workspace) -> InputError | None:
     """The first build stage whose output is missing, as the error that names the command making it."""
-    if not workspace.meta_path.is_file() or not workspace.train_bin.is_file() or not workspace.val_bin.is_file():
-        if not workspace.corpus_path.is_file():
-            return InputError(f"no corpus at {workspace.corpus_path} (stage: collect), so no prepared data",
-                              "run: llmp data collect, or llmp pipeline for every missing stage")
-        if not workspace.tokenizer_path.is_file():
-            return InputError(f"no tokenizer at {workspace.tokenizer_path} (stage: tokenizer), so no prepared data",
-                              "run: llmp tokenizer train, or llmp pipeline for every missing stage")
-        return InputError(f"no prepared data in {workspace.processed_dir} (stage: prepare)",
-                          "run: llmp data prepare, or llmp pipeline for every missing stage")
-    return None
+    if workspace.meta_path.is_file() and workspace.train_bin.is_file() and workspace.val_bin.is_file():
+        return None
+    everything = ", or llmp pipeline for every missing stage"
+    if not workspace.corpus_path.is_file():
+        return InputError(f"no corpus at {workspace.relative(workspace.corpus_path)} (stage: collect), "
+                          "so no prepared data", "run: llmp data collect" + everything)
+    if not workspace.tokenizer_path.is_file():
+        return InputError(f"no tokenizer at {workspace.relative(workspace.tokenizer_path)} (stage: tokenizer), "
+                          "so no prepared data", "run: llmp tokenizer train" + everything)
+    return InputError(f"no prepared data in {workspace.relative(workspace.processed_dir)} (stage: prepare)",
+                      "run: llmp data prepare" + everything)
 
 
 def load_prepared(workspace: Workspace) -> Prepared:
-    """train.bin, val.bin and meta.json as the prepare stage writes them (read-only memory maps)."""
+    """The prepare stage's arrays (memory maps) and meta, after naming the first missing stage if any."""
     error = missing_stage(workspace)
     if error is not None:
         raise error
-    try:
-        meta = json.loads(workspace.meta_path.read_text(encoding="utf-8"))
-        dtype = DTYPES[meta["dtype"]]
-        train = np.memmap(workspace.train_bin, dtype=dtype, mode="r")
-        val = np.memmap(workspace.val_bin, dtype=dtype, mode="r")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"the prepared data in {workspace.processed_dir} is unreadable ({exc!r})",
-                         "run: llmp data prepare") from None
-    return Prepared(train, val, meta)
+    return _load_prepared(workspace)  # checks sizes against meta.json and staleness against the tokenizer
 
 
 def tokenizer_path(workspace: Workspace, meta: dict[str, Any]) -> Path:

@@ -5,7 +5,6 @@ The stages belong to `llm_playground.data`; this module only decides which are m
 
 from __future__ import annotations
 
-from llm_playground.errors import InputError
 from llm_playground.workspace import Workspace
 
 STAGES = ("collect", "tokenizer", "prepare")
@@ -25,24 +24,21 @@ def missing_data_stages(workspace: Workspace) -> list[str]:
 
 
 def run_data_stage(workspace: Workspace, stage: str) -> str:
-    """Run one stage with its defaults; a one-line summary of what it made."""
+    """Run one stage with its defaults (those of `llmp data collect`, `tokenizer train`, `data prepare`)."""
     if stage == "collect":
-        try:
-            from llm_playground.data.corpus import CollectRequest, collect
-        except ImportError:
-            raise InputError(f"no corpus at {workspace.corpus_path}", "run: llmp data collect") from None
-        manifest = collect(workspace, CollectRequest(sources=("shakespeare",)))
-        return f"{workspace.corpus_path} ({manifest.get('documents', '?')} documents)"
-    if stage == "tokenizer":
-        from llm_playground.tokenizer import train_sentencepiece
+        from llm_playground.data.corpus import CollectRequest, collect
 
-        tokenizer = train_sentencepiece(workspace.corpus_path, workspace.tokenizer_path, vocab_size=DEFAULT_VOCAB)
-        return f"{workspace.tokenizer_path} (BPE, {tokenizer.vocab_size} tokens)"
+        manifest = collect(workspace, CollectRequest(sources=("shakespeare",)))
+        return f"{workspace.relative(workspace.corpus_path)} ({manifest.get('documents', '?')} documents)"
+    if stage == "tokenizer":
+        from llm_playground.data.vocab import train_tokenizer
+
+        tokenizer = train_tokenizer(workspace, vocab_size=DEFAULT_VOCAB).tokenizer
+        return f"{workspace.relative(workspace.tokenizer_path)} (BPE, {tokenizer.vocab_size} tokens)"
     if stage == "prepare":
-        try:
-            from llm_playground.data.prepared import prepare
-        except ImportError:
-            raise InputError(f"no prepared data in {workspace.processed_dir}", "run: llmp data prepare") from None
+        from llm_playground.data.prepared import prepare
+
         meta = prepare(workspace)
-        return f"{workspace.processed_dir} ({meta['train_tokens']:,} train + {meta['val_tokens']:,} val tokens)"
+        return (f"{workspace.relative(workspace.processed_dir)} ({meta['train_tokens']:,} train + "
+                f"{meta['val_tokens']:,} val tokens)")
     raise ValueError(stage)

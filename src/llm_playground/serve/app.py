@@ -1,0 +1,167 @@
+"""The OpenAI-compatible HTTP API: `/v1/models`, `/v1/chat/completions`, `/v1/completions`, `/health`, `/metrics`.
+
+Every failure leaves as OpenAI's error body (`{"error": {"message", "type", "param", "code"}}`) with
+its status: 400 bad parameters, 401 key, 404 model, 413 body, 429 queue full, 500 our bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
+
+from llm_playground.errors import PlaygroundError
+from llm_playground.model.base import LanguageModel
+from llm_playground.serve import streams
+from llm_playground.serve.planning import Plan, plan_chat, plan_completion
+from llm_playground.serve.protocol import ApiError, ChatRequest, CompletionRequest, api_error, parse_request
+from llm_playground.serve.requestlog import RequestLog
+from llm_playground.serve.state import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAITING, ServerState, Tracker
+from llm_playground.serve.streams import CLIENT_CLOSED
+from llm_playground.serve.worker import Job
+
+log = logging.getLogger(__name__)
+
+
+class CancellingStream(StreamingResponse):
+    """A streaming response that cancels its job however it ends: finished, failed, or the client left."""
+
+    def __init__(self, content: AsyncIterator[str], on_close: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+def create_app(models: dict[str, LanguageModel], *, api_key: str | None = None,
+               max_waiting: int = DEFAULT_MAX_WAITING, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               request_log: RequestLog | None = None, max_batch: int = 1) -> FastAPI:
+    """`max_batch` > 1: up to that many requests per model decode together (continuous batching), where the
+    model's backend can (`forward_batch`: the native one); otherwise one at a time."""
+    state = ServerState(models, api_key=api_key, max_waiting=max_waiting, max_body_bytes=max_body_bytes,
+                        request_log=request_log, max_batch=max_batch)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(state.close)
+
+    app = FastAPI(title="LLM Playground API", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.llmp = state
+
+    @app.exception_handler(PlaygroundError)
+    async def _playground_error(request: Request, exc: PlaygroundError) -> JSONResponse:
+        error = api_error(exc)
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = ApiError(exc.status_code, str(exc.detail), code="not_found" if exc.status_code == 404 else None)
+        return JSONResponse(error.body(), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        error = ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error")
+        return JSONResponse(error.body(), status_code=500)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "models": {name: {"queue_depth": w.depth} for name, w in state.workers.items()}}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        state.authorize(request)
+        return {"object": "list", "data": [_model_card(name, state) for name in state.workers]}
+
+    @app.get("/v1/models/{name:path}")
+    async def get_model(name: str, request: Request) -> dict[str, Any]:
+        state.authorize(request)
+        state.worker(name)
+        return _model_card(name, state)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await _complete(request, state, "chat")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await _complete(request, state, "text")
+
+    return app
+
+
+def _model_card(name: str, state: ServerState) -> dict[str, Any]:
+    info = state.workers[name].model.info
+    return {"id": name, "object": "model", "created": state.created, "owned_by": "llm-playground",
+            "context_length": info.context_length, "parameters": info.parameters, "backend": info.backend}
+
+
+async def _complete(request: Request, state: ServerState, kind: str) -> Response:
+    tracker = Tracker(state, "/v1/chat/completions" if kind == "chat" else "/v1/completions")
+    try:
+        state.authorize(request)
+        raw = await state.read_body(request)
+        body: ChatRequest | CompletionRequest = parse_request(ChatRequest if kind == "chat" else CompletionRequest,
+                                                              raw)
+        tracker.model = body.model
+        tracker.messages = body.messages if isinstance(body, ChatRequest) else body.prompt
+        tracker.params = body.model_dump(exclude={"model", "messages", "prompt"}, exclude_none=True)
+        worker = state.worker(body.model)
+        plan = plan_chat(body, worker.model) if isinstance(body, ChatRequest) else plan_completion(body, worker.model)
+        job = worker.submit(plan.run)
+    except PlaygroundError as exc:
+        error = api_error(exc)
+        tracker.finish(error.status, error=error.message)
+        raise error from None
+    if body.stream:
+        chunks = streams.stream(kind, body, plan, job, worker.model.tokenizer, tracker)
+
+        def closed() -> None:  # also when the client left before the first chunk (the stream never started)
+            job.cancel()
+            tracker.finish(CLIENT_CLOSED, error="the client disconnected")
+
+        return CancellingStream(chunks, closed)
+    return await _respond(request, kind, body, plan, job, worker.model.tokenizer, tracker)
+
+
+async def _respond(request: Request, kind: str, body: Any, plan: Plan, job: Job, tokenizer: Any,
+                   tracker: Tracker) -> Response:
+    """Wait for the whole answer, cancelling the job if the client disconnects meanwhile."""
+    task = asyncio.ensure_future(streams.collect(kind, body, plan, job, tokenizer, tracker))
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                break
+            if await request.is_disconnected():
+                job.cancel()
+                task.cancel()
+                tracker.finish(CLIENT_CLOSED, error="the client disconnected")
+                return Response(status_code=CLIENT_CLOSED)
+        payload = task.result()
+    except PlaygroundError as exc:
+        error = api_error(exc)
+        tracker.finish(error.status, error=error.message)
+        raise error from None
+    except Exception as exc:
+        tracker.finish(500, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        job.cancel()
+    return JSONResponse(payload)

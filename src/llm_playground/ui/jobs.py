@@ -1,0 +1,128 @@
+"""Training as a background process the web app starts, watches and stops: `llmp pipeline` in its own session.
+
+The process outlives the browser page and the Streamlit session (and even the web server): its pid,
+command and log live in the run directory (`train.pid`, `train.log`), so any later page finds it again.
+Stop sends SIGINT, which the trainer turns into a checkpoint and a clean exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_playground.errors import InputError
+from llm_playground.workspace import Workspace, atomic_write_text
+
+PID_FILE = "train.pid"
+LOG_FILE = "train.log"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CHILDREN: dict[int, subprocess.Popen] = {}  # ours, so that finished ones are reaped and their status known
+
+
+@dataclass(frozen=True)
+class Job:
+    run_dir: Path
+    pid: int
+    command: list[str]
+    started: float
+    running: bool
+    returncode: int | None
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / LOG_FILE
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InputError(f"{name!r} is not a usable run name", "use letters, digits, '-', '_' or '.', e.g. tiny-1")
+    return name
+
+
+def _alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def job(run_dir: Path) -> Job | None:
+    """The last training started in `run_dir` by the web app, running or not."""
+    try:
+        record: dict[str, Any] = json.loads((run_dir / PID_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = int(record["pid"])
+    running = _alive(pid)
+    child = _CHILDREN.get(pid)
+    return Job(run_dir, pid, record["command"], record["started"], running,
+               None if running or child is None else child.returncode)
+
+
+def replace_corpus(workspace: Workspace, text: str) -> None:
+    """An uploaded corpus becomes the workspace's; what was built from the old one is removed, to be rebuilt."""
+    if not text.strip():
+        raise InputError("the uploaded file has no text", "upload a UTF-8 text file")
+    atomic_write_text(workspace.corpus_path, text)
+    for stale in (workspace.manifest_path, workspace.tokenizer_path, workspace.tokenizer_path.with_suffix(".vocab"),
+                  workspace.train_bin, workspace.val_bin, workspace.meta_path):
+        stale.unlink(missing_ok=True)
+
+
+def start(workspace: Workspace, name: str, preset: str, settings: list[str]) -> Job:
+    """Start `llmp pipeline` (every missing data stage, then training) for runs/NAME in the background."""
+    run_dir = workspace.run_dir(check_name(name))
+    current = job(run_dir)
+    if current is not None and current.running:
+        raise InputError(f"runs/{name} is already training (pid {current.pid})", "stop it first, or pick another name")
+    for setting in settings:
+        if "=" not in setting:
+            raise InputError(f"cannot read the setting {setting!r}", "write one key=value a line, e.g. max_iters=500")
+    command = [sys.executable, "-m", "llm_playground.cli.main", "pipeline", "--preset", preset, "--out", str(run_dir)]
+    for setting in settings:
+        command += ["--set", setting]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LLMP_HOME": str(workspace.root), "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
+    with (run_dir / LOG_FILE).open("w", encoding="utf-8") as log:
+        # A new session: a Ctrl-C in the terminal running `llmp ui` does not reach the training, and
+        # Stop can signal the whole process group.
+        process = subprocess.Popen(command, cwd=workspace.root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    _CHILDREN[process.pid] = process
+    started = time.time()
+    atomic_write_text(run_dir / PID_FILE, json.dumps({"pid": process.pid, "command": command, "started": started}))
+    return Job(run_dir, process.pid, command, started, True, None)
+
+
+def stop(current: Job) -> None:
+    """SIGINT: the trainer saves a checkpoint and exits (status 130)."""
+    if not current.running:
+        return
+    try:
+        os.killpg(current.pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+
+
+def log_tail(current: Job, lines: int = 30) -> str:
+    try:
+        text = current.log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    # Progress bars redraw with carriage returns: keep what each line finally showed.
+    shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
+    return "\n".join(shown[-lines:])

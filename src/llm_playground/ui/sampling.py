@@ -1,0 +1,64 @@
+"""The sampling sidebar: presets, one slider per parameter, a seed; the values become one `SamplingParams`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from llm_playground.generate.params import SamplingParams
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Greedy: the same answer every time; a light penalty keeps a small model out of loops.
+    "precise": {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.1},
+    "balanced": {"temperature": 0.7, "top_k": 50, "top_p": 0.9, "min_p": 0.0, "repetition_penalty": 1.1},
+    # Hotter, with min-p cutting the tail that a high temperature lifts.
+    "creative": {"temperature": 1.1, "top_k": 0, "top_p": 1.0, "min_p": 0.05, "repetition_penalty": 1.05},
+}
+CUSTOM = "custom"
+DEFAULT_PRESET = "balanced"
+DEFAULT_MAX_NEW_TOKENS = 256
+# (label, min, max, step, help) per slider; the ranges are a comfortable subset of what SamplingParams allows.
+SLIDERS: dict[str, tuple[str, float, float, float, str]] = {
+    "temperature": ("Temperature", 0.0, 2.0, 0.05, "0 = greedy (always the most likely token)"),
+    "top_k": ("Top-k", 0, 200, 1, "keep the k most likely tokens; 0 = off"),
+    "top_p": ("Top-p", 0.05, 1.0, 0.05, "keep the smallest set whose probability reaches p; 1 = off"),
+    "min_p": ("Min-p", 0.0, 0.5, 0.01, "drop tokens below min-p × the top probability; 0 = off"),
+    "repetition_penalty": ("Repetition penalty", 0.5, 2.0, 0.05, "> 1 discourages tokens already in the context"),
+}
+
+
+def _apply_preset() -> None:
+    preset = st.session_state.get("preset", DEFAULT_PRESET)
+    if preset in PRESETS:
+        st.session_state.update(PRESETS[preset])
+
+
+def _became_custom() -> None:
+    st.session_state["preset"] = CUSTOM
+
+
+def init_state() -> None:
+    if "temperature" not in st.session_state:
+        st.session_state["preset"] = DEFAULT_PRESET
+        st.session_state.update(PRESETS[DEFAULT_PRESET])
+        st.session_state["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
+        st.session_state.setdefault("system_prompt", "")
+
+
+def sidebar(max_tokens: int = 2048) -> None:
+    init_state()
+    with st.sidebar.expander("Generation settings", expanded=True):
+        st.radio("Preset", [*PRESETS, CUSTOM], key="preset", horizontal=True, on_change=_apply_preset)
+        for name, (label, low, high, step, help_text) in SLIDERS.items():
+            st.slider(label, low, high, step=step, key=name, help=help_text, on_change=_became_custom)
+        st.slider("Max new tokens", 1, max_tokens, step=1, key="max_new_tokens")
+        st.number_input("Seed", value=None, min_value=0, step=1, key="seed", placeholder="random",
+                        help="same seed + settings + model → same answer; empty = a new random seed each time")
+        st.text_area("System prompt", key="system_prompt", height=80, placeholder="optional, e.g. Answer briefly.")
+
+
+def params() -> SamplingParams:
+    """The settings as validated parameters (raises `InvalidParameter` with the fix)."""
+    values = {name: st.session_state.get(name) for name in [*SLIDERS, "max_new_tokens", "seed"]}
+    return SamplingParams.create(**values)

@@ -1,0 +1,186 @@
+"""The web app end to end: `llmp ui` as a real server, driven by a real headless Chromium through Playwright.
+
+Screenshots of every page land in tests/artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+# Debian's wrapper script first; the binary itself if the wrapper misbehaves.
+CANDIDATES = ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            output = server.stdout.read() if server.stdout else ""
+            raise AssertionError(f"llmp ui exited with {server.returncode}: {output}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("llmp ui did not become healthy in time")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="install the test extras: pip install -e '.[test]'")
+    found = [path for path in CANDIDATES if Path(path).is_file()] or [shutil.which("chromium")]
+    if not any(found):
+        pytest.skip("no Chromium found: run `make test` as root (it installs Debian's chromium) or "
+                    "`apt-get install chromium`")
+    with sync_api.sync_playwright() as playwright:
+        last_error: Exception | None = None
+        for path in found:
+            try:
+                launched = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+            except Exception as exc:  # the wrapper script can fail where the binary works
+                last_error = exc
+                continue
+            yield launched
+            launched.close()
+            return
+        pytest.fail(f"Chromium would not start: {last_error}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ui-home")
+    port = _free_port()
+    env = {**os.environ, "LLMP_HOME": str(home), "LLMP_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "llm_playground.cli.main", "ui", "--port", str(port)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_chat_and_every_page_in_a_real_browser(browser, server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(90_000)
+    page.goto(server)
+    chat_input = page.get_by_test_id("stChatInputTextArea")
+    chat_input.wait_for()
+
+    page.get_by_test_id("stSidebar").get_by_text("precise", exact=True).click()  # greedy: a known answer
+    chat_input.fill("What is the capital of France?")
+    chat_input.press("Enter")
+    messages = page.get_by_test_id("stChatMessage")
+    answer = messages.nth(1)
+    answer.get_by_text("tokens/s").wait_for()  # the caption appears once the stream has ended
+    assert "Paris" in answer.inner_text()
+    assert "What is the capital of France?" in messages.nth(0).inner_text()
+    page.get_by_test_id("stSidebar").get_by_text("What is the capital of France?").wait_for()  # listed
+    page.screenshot(path=str(ARTIFACTS / "ui-chat.png"), full_page=True)
+
+    page.reload()  # the conversation survives a reload (SQLite) and reopens from the sidebar
+    page.get_by_test_id("stSidebar").get_by_text("What is the capital of France?").click()
+    page.get_by_test_id("stChatMessage").nth(1).get_by_text("Paris").wait_for()
+
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_role("link", name="Explore", exact=True).click()
+    page.get_by_role("heading", name="Explore", exact=True).wait_for()
+    page.get_by_role("tab", name="Next token").click()
+    page.get_by_role("button", name="Predict").click()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert "Paris" in page.get_by_test_id("stTabs").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-explore.png"), full_page=True)
+
+    nav.get_by_role("link", name="Functions", exact=True).click()
+    page.get_by_role("button", name="Call the first request").click()
+    page.get_by_text("Valid: fn_add_numbers(a=2.0, b=3.0)").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "ui-functions.png"), full_page=True)
+    page.locator(".js-plotly-plot").first.screenshot(path=str(ARTIFACTS / "ui-functions-trace.png"))
+
+    nav.get_by_role("link", name="Train", exact=True).click()
+    page.get_by_role("heading", name="Train", exact=True).wait_for()
+    page.get_by_role("heading", name="Pipeline", exact=True).wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    page.wait_for_timeout(1000)  # the table's canvas draws after the element appears
+    page.screenshot(path=str(ARTIFACTS / "ui-train.png"), full_page=True)
+
+    nav.get_by_role("link", name="Models", exact=True).click()
+    page.get_by_role("heading", name="Models", exact=True).wait_for()
+    page.get_by_text("Loaded in this process").wait_for()
+    assert "smollm2" in page.get_by_test_id("stMain").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-models.png"), full_page=True)
+    page.close()
+
+
+def test_two_sessions_at_once_and_stop(browser, server):
+    """One tab writes a long story while another loads a page and chats; then Stop keeps the story so far."""
+    story_tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    other_tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    for page in (story_tab, other_tab):
+        page.set_default_timeout(90_000)
+
+    story_tab.goto(server)
+    story_tab.get_by_role("spinbutton", name="Seed").fill("1")  # seed 1: a story longer than 256 tokens
+    story_tab.get_by_role("spinbutton", name="Seed").press("Enter")
+    # The longest answers allowed, so the story is still being written when the other tab's answer arrives.
+    story_tab.get_by_test_id("stSlider").filter(has_text="Max new tokens").get_by_role("slider").press("End")
+    story_tab.get_by_test_id("stSlider").filter(has_text="2048").wait_for()
+    chat_input = story_tab.get_by_test_id("stChatInputTextArea")
+    chat_input.fill("Write a very long story about a dragon who learns to bake bread.")
+    chat_input.press("Enter")
+    story = story_tab.get_by_test_id("stChatMessage").nth(1)
+    story_tab.wait_for_function(
+        "() => (document.querySelectorAll('[data-testid=stChatMessage]')[1]?.innerText || '').length > 40")
+
+    start = time.monotonic()
+    other_tab.goto(f"{server}/models")
+    other_tab.get_by_role("heading", name="Models", exact=True).wait_for()
+    other_tab.get_by_text("Loaded in this process").wait_for()
+    page_load_s = time.monotonic() - start
+    other_tab.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat", exact=True).click()
+    other_tab.get_by_test_id("stSidebar").get_by_text("precise", exact=True).click()
+    other_input = other_tab.get_by_test_id("stChatInputTextArea")
+    other_input.fill("What is the capital of France?")
+    other_input.press("Enter")
+    other_answer = other_tab.get_by_test_id("stChatMessage").nth(1)
+    other_answer.get_by_text("tokens/s").wait_for()
+    assert "Paris" in other_answer.inner_text()
+    # Both were generating at once: the story is still being written after the other tab's answer came.
+    assert "tokens/s" not in story.inner_text()
+    assert page_load_s < 20, f"a page took {page_load_s:.1f} s to load while another session generated"
+
+    story_tab.get_by_role("button", name="Stop").click()
+    story = story_tab.get_by_test_id("stChatMessage").nth(1)
+    story.get_by_text("stopped").wait_for()
+    assert "dragon" in story.inner_text().lower() or len(story.inner_text()) > 60
+    story_tab.screenshot(path=str(ARTIFACTS / "ui-chat-stopped.png"))
+    story_tab.context.close()
+    other_tab.context.close()

@@ -191,7 +191,7 @@ def stale_reason(workspace: Workspace, meta: dict[str, Any]) -> str | None:
         return f"its tokenizer {meta['tokenizer']} is gone"
     if file_sha256(tokenizer) != meta["tokenizer_sha256"]:
         return f"{meta['tokenizer']} changed since it was prepared"
-    manifest = _read_json(workspace.manifest_path)
+    manifest = read_json_object(workspace.manifest_path)
     if manifest and meta.get("corpus_sha256") and manifest.get("sha256") != meta["corpus_sha256"]:
         return f"{workspace.relative(workspace.corpus_path)} changed since it was prepared"
     return None
@@ -205,7 +205,8 @@ def _earlier_stages(workspace: Workspace) -> str:
     return ""
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object file, or None when it is missing, unreadable or not an object (status checks)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llm_playground.data.prepared import load_prepared, read_meta
+from llm_playground.data.prepared import load_prepared, read_json_object, read_meta
 from llm_playground.errors import PlaygroundError
 from llm_playground.workspace import Workspace
 
@@ -78,7 +78,7 @@ def _corpus(ws: Workspace) -> Stage:
     path, command = ws.corpus_path, "llmp data collect"
     if not path.is_file():
         return Stage("corpus", "raw data", MISSING, ws.relative(path), command)
-    manifest = _json(ws.manifest_path)
+    manifest = read_json_object(ws.manifest_path)
     details = ""
     if manifest:
         sources = ", ".join(s.get("source", "?") for s in manifest.get("sources", []))
@@ -188,10 +188,3 @@ def _count(value: Any) -> str:
         return "?"
     return f"{value / 1e6:.2f}M" if value >= 1_000_000 else f"{value / 1e3:.1f}k" if value >= 1000 else str(value)
 
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

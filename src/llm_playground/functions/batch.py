@@ -87,7 +87,7 @@ def run_batch(model: LanguageModel, functions: Sequence[FunctionSpec], prompts: 
               **options: Any) -> BatchReport:
     report = BatchReport()
     start = time.perf_counter()
-    context = CallContext(model, functions)
+    context = CallContext.shared(model, functions)
     for index, prompt in enumerate(prompts):
         try:
             outcome = call_functions(model, [{"role": "user", "content": prompt}], functions, parallel=parallel,

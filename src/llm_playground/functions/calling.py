@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,9 +123,9 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats = CallStats()
     probs: dict[str, float] = {}
     if choose and not parallel and len(candidates) > 1:
-        context = context if context is not None and context.functions == candidates else CallContext(model,
-                                                                                                         candidates)
-        probs = choice_probabilities(context.ranker().scores(request))
+        ranking = context if context is not None and context.functions == candidates else CallContext.shared(
+            model, candidates)
+        probs = choice_probabilities(ranking.ranker().scores(request))
         best = max(probs, key=probs.__getitem__)
         candidates = [f for f in candidates if f.name == best]
         stats.choose_ms = (time.perf_counter() - start) * 1000
@@ -132,7 +135,7 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.prompt_tokens = len(prompt_ids)
     schema = call_schema(candidates, parallel, allow_none)
     constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
-    prefix = context.prompt_cache(candidates, examples) if context is not None else None
+    prefix = (context or CallContext.shared(model, functions)).prompt_cache(candidates, examples)
     generation = generate(model, prompt_ids, params.updated(n=1), constraint, prompt_cache=prefix)
     events = list(generation)
     result = generation.results[0]
@@ -149,7 +152,25 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
 
 class CallContext:
     """What many calls over the same functions share: the ranker, and each prompt's fixed prefix (the
-    system prompt with the function list) fed once and reused through its KV cache."""
+    system prompt with the function list) fed once and reused through its KV cache.
+
+    `shared` keeps the last few per model, so every front end (CLI batch, web app, API server) reuses them
+    across requests without holding one itself."""
+
+    _SHARED: weakref.WeakKeyDictionary[Any, OrderedDict[str, CallContext]] = weakref.WeakKeyDictionary()
+    _SHARED_PER_MODEL = 8
+    _SHARED_LOCK = threading.Lock()
+
+    @classmethod
+    def shared(cls, model: LanguageModel, functions: Sequence[FunctionSpec]) -> CallContext:
+        key = json.dumps([f.model_dump(mode="json") for f in functions], sort_keys=True)
+        with cls._SHARED_LOCK:
+            contexts = cls._SHARED.setdefault(model, OrderedDict())
+            context = contexts.pop(key, None) or cls(model, functions)
+            contexts[key] = context
+            while len(contexts) > cls._SHARED_PER_MODEL:
+                contexts.popitem(last=False)
+        return context
 
     def __init__(self, model: LanguageModel, functions: Sequence[FunctionSpec]) -> None:
         self.model, self.functions = model, list(functions)

@@ -36,6 +36,24 @@ class FullForward:
     hidden_states: np.ndarray | None  # (layers + 1, tokens, hidden): the embeddings, then each layer's output
 
 
+def full_forward_from_torch(ids: Sequence[int], context_length: int, run: Any) -> FullForward:
+    """The torch decoders' `forward_full`: check the length, run `run(ids_tensor)` -> (logits, attention
+    weights per layer, hidden states per layer) on batch 1, and hand back numpy float32 arrays."""
+    import torch
+
+    from llm_playground.errors import ContextOverflow
+
+    if len(ids) > context_length:
+        raise ContextOverflow(f"{len(ids)} tokens do not fit the context of {context_length}",
+                              "use a shorter text or a sliding window")
+    logits, weights, states = run(torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0))
+    return FullForward(
+        logits=logits[0].float().cpu().numpy(),
+        attentions=torch.stack(weights)[:, 0].float().cpu().numpy() if weights else None,
+        hidden_states=torch.stack(states)[:, 0].float().cpu().numpy() if states else None,
+    )
+
+
 @runtime_checkable
 class KVCache(Protocol):
     @property

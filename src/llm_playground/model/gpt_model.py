@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from llm_playground.errors import ContextOverflow, ModelLoadError, ModelNotFound
-from llm_playground.model.base import FullForward, ModelInfo, describe_dtype
+from llm_playground.model.base import FullForward, ModelInfo, describe_dtype, full_forward_from_torch
 from llm_playground.model.gpt import GPT, MODEL_TYPE, GPTCache, GPTConfig
 from llm_playground.tokenizer import load_tokenizer
 from llm_playground.tokenizer.base import Tokenizer
@@ -156,21 +156,15 @@ class GPTModel:
 
     @torch.inference_mode()
     def forward_full(self, ids: Sequence[int], attentions: bool = True, hidden_states: bool = True) -> FullForward:
-        if len(ids) > self.context_length:
-            raise ContextOverflow(f"{len(ids)} tokens do not fit the context of {self.context_length}",
-                                  "use a shorter text or a sliding window")
-        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.device).unsqueeze(0)
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            logits, weights, states = self.net.forward_full(tensor, attentions, hidden_states)
-        finally:
-            self.net.train(was_training)
-        return FullForward(
-            logits=logits[0].float().cpu().numpy(),
-            attentions=torch.stack(weights)[:, 0].float().cpu().numpy() if weights else None,
-            hidden_states=torch.stack(states)[:, 0].float().cpu().numpy() if states else None,
-        )
+        def run(tensor: torch.Tensor) -> tuple:
+            was_training = self.net.training
+            self.net.eval()
+            try:
+                return self.net.forward_full(tensor.to(self.device), attentions, hidden_states)
+            finally:
+                self.net.train(was_training)
+
+        return full_forward_from_torch(ids, self.context_length, run)
 
 
 def load_gpt(path: Path, name: str | None = None, dtype: torch.dtype = torch.float32) -> GPTModel:

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
-from llm_playground.errors import ContextOverflow, ModelLoadError
-from llm_playground.model.base import FullForward, ModelInfo, describe_dtype
+from llm_playground.errors import ModelLoadError
+from llm_playground.model.base import FullForward, ModelInfo, describe_dtype, full_forward_from_torch
 from llm_playground.model.kvcache import TensorCache
 from llm_playground.tokenizer.hf import HFTokenizer
 
@@ -306,16 +306,8 @@ class LlamaModel:
 
     @torch.inference_mode()
     def forward_full(self, ids: Sequence[int], attentions: bool = True, hidden_states: bool = True) -> FullForward:
-        if len(ids) > self.context_length:
-            raise ContextOverflow(f"{len(ids)} tokens do not fit the context of {self.context_length}",
-                                  "use a shorter text or a sliding window")
-        tensor = torch.as_tensor(np.asarray(ids, dtype=np.int64)).unsqueeze(0)
-        logits, weights, states = self.net.forward_full(tensor, attentions, hidden_states)
-        return FullForward(
-            logits=logits[0].float().numpy(),
-            attentions=torch.stack(weights)[:, 0].float().numpy() if weights else None,
-            hidden_states=torch.stack(states)[:, 0].float().numpy() if states else None,
-        )
+        return full_forward_from_torch(ids, self.context_length,
+                                       lambda tensor: self.net.forward_full(tensor, attentions, hidden_states))
 
 
 def _load_net(c: LlamaConfig, directory: Path, dtype: torch.dtype) -> LlamaNet:

@@ -15,9 +15,7 @@ from llm_playground.errors import InputError, PlaygroundError
 from llm_playground.functions import CallOutcome, FunctionSpec, call_functions, load_functions
 from llm_playground.functions.batch import entry_for, run_batch
 from llm_playground.functions.builtin import BUILTIN
-from llm_playground.functions.calling import CallContext
 from llm_playground.ui import common
-from llm_playground.ui.shared import SharedModel
 
 
 def _example(name: str) -> str:
@@ -51,13 +49,6 @@ def _prompts_uploaded() -> None:
     st.session_state["fn_prompts"] = "\n".join(line.strip() for line in lines if str(line).strip())
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _context(model_key: tuple[str, str], definitions: str, _model: SharedModel) -> CallContext:
-    """What does not depend on the request (the functions' scores, the prompt's prefix) costs seconds to build:
-    one context per model and definitions, shared by every session and request."""
-    return CallContext(_model, load_functions(definitions))
-
-
 def _options() -> dict[str, Any]:
     choice = st.session_state.get("fn_tool_choice", "required")
     return {"tool_choice": choice, "parallel": st.session_state.get("fn_parallel", False),
@@ -67,9 +58,8 @@ def _options() -> dict[str, Any]:
 def _call(specs: list[FunctionSpec], prompt: str) -> dict[str, Any]:
     model = common.model()
     options = _options()
-    context = _context(common.model_spec(), st.session_state["fn_definitions"], model)
-    with st.spinner("Calling…"):
-        outcome = call_functions(model, [{"role": "user", "content": prompt}], specs, context=context, **options)
+    with st.spinner("Calling…"):  # the ranker and prompt prefix are shared per model (CallContext.shared)
+        outcome = call_functions(model, [{"role": "user", "content": prompt}], specs, **options)
     entry = entry_for(prompt, outcome, options["parallel"], options["allow_none"],
                       BUILTIN if st.session_state.get("fn_execute", True) else None)
     return {"prompt": prompt, "entry": entry, "outcome": outcome}

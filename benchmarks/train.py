@@ -1,6 +1,6 @@
 """Training benchmark: our trainer against nanoGPT's `train.py`, same model, data, batch and iterations.
 
-    .venv/bin/python benchmarks/train.py --nanogpt /tmp/nanogpt [--iters 2000] [--threads 1] [--slice 10]
+    .venv/bin/python benchmarks/train.py --nanogpt /tmp/nanogpt [--iters 2000] [--threads 2] [--slice 5]
 
 nanoGPT is not vendored: pass a checkout of karpathy/nanoGPT (nothing of it is copied here). Both trainers
 read the same prepared data: this workspace's `data/processed/{train,val}.bin` (made by the pipeline's data
@@ -11,8 +11,10 @@ warmup 100, dropout 0) from scratch, uninterrupted from their own point of view,
 the two processes take turns, `--slice` seconds each (SIGSTOP/SIGCONT), so machine noise falls on both
 alike. Iteration times come from each trainer's own per-iteration log (ours: metrics.jsonl; nanoGPT: its
 `iter N: … time Xms` lines); iterations that ran an evaluation, spanned a pause or started the process are
-left out of both. A shorter alternated run at 1 and 2 threads follows. The last line is
-`RESULT vs_nanogpt=<tokens/s ratio> val_loss_ours=<x> val_loss_nanogpt=<y>`.
+left out of both. Our trainer runs its defaults, which on a CPU with native bf16 (AVX512-BF16, AMX) means
+bf16 autocast while nanoGPT trains in float32 on any CPU; a shorter comparison with ours forced to float32
+follows, then one at 1 and 2 threads. The last line is
+`RESULT vs_nanogpt=<tokens/s ratio> val_loss_ours=<x> val_loss_nanogpt=<y> vs_nanogpt_fp32=<ratio>`.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ def nanogpt_data(workspace: Path, into: Path) -> Path:
 
 
 def ours_command(run: str, iters: int, eval_interval: int, threads: int, eval_iters: int,
-                 sample_tokens: int) -> list[str]:
+                 sample_tokens: int, dtype: str) -> list[str]:
     settings = {**MODEL, "max_iters": iters, "lr_decay_iters": iters, "eval_interval": eval_interval,
-                "log_interval": 1, "eval_iters": eval_iters, "sample_tokens": sample_tokens, "threads": threads}
+                "log_interval": 1, "eval_iters": eval_iters, "sample_tokens": sample_tokens, "threads": threads,
+                "dtype": dtype}
     command = [sys.executable, "-m", "llm_playground.cli.main", "train", "--preset", "tiny", "--out", f"runs/{run}"]
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
@@ -127,12 +130,12 @@ def tokens_per_s(ms: list[float]) -> float:
 
 
 def compare(args: argparse.Namespace, workspace: Path, data: Path, tmp: Path, threads: int, iters: int,
-            eval_iters: int, run: str) -> dict:
+            eval_iters: int, run: str, dtype: str = "auto") -> dict:
     env = _env(threads)
     log = tmp / f"nanogpt-{run}.log"
     with open(log, "w") as stdout, open(tmp / f"ours-{run}.log", "w") as ours_log:
         ours = subprocess.Popen(ours_command(run, iters, args.eval_interval, threads, eval_iters,
-                                             100 if iters == args.iters else 0),
+                                             100 if iters == args.iters else 0, dtype),
                                 cwd=workspace, env={**env, "LLMP_HOME": str(workspace)}, stdout=ours_log,
                                 stderr=subprocess.STDOUT)
         theirs = subprocess.Popen(nanogpt_command(data, tmp / f"out-{run}", iters, args.eval_interval, eval_iters),
@@ -157,9 +160,11 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=Path(tempfile.gettempdir()) / "llmp-bench-train")
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--eval-interval", type=int, default=250)
-    parser.add_argument("--slice", type=float, default=10.0, help="seconds each trainer runs before the other")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--slice", type=float, default=5.0, help="seconds each trainer runs before the other")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-iters", type=int, default=50)
+    parser.add_argument("--fp32-iters", type=int, default=500, help="iterations of a second comparison with our "
+                                                                    "trainer forced to float32 (0: skip it)")
     parser.add_argument("--thread-iters", type=int, default=150, help="iterations per trainer in the 1-vs-2 thread "
                                                                        "check (0: skip it)")
     args = parser.parse_args()
@@ -176,6 +181,10 @@ def main() -> None:
         result = compare(args, workspace, data, tmp, args.threads, args.iters, args.eval_iters, "bench-ours")
         print(f"main comparison done: ours {result['ours_ms']:.1f}, nanoGPT {result['theirs_ms']:.1f} ms/iter",
               flush=True)
+        fp32 = None
+        if args.fp32_iters:
+            fp32 = compare(args, workspace, data, tmp, args.threads, args.fp32_iters, args.eval_iters, "bench-fp32",
+                           "float32")
         threads = {}
         for count in (1, 2) if args.thread_iters else ():
             check = compare(args, workspace, data, tmp, count, args.thread_iters, 1, f"bench-threads-{count}")
@@ -186,11 +195,17 @@ def main() -> None:
     for who, key in (("ours:   ", "ours"), ("nanoGPT:", "theirs")):
         print(f"{who} {result[key + '_tps']:,.0f} tokens/s (median {result[key + '_ms']:.1f} ms/iter, fastest "
               f"{result[key + '_min']:.1f}), val loss {result['val_' + key]:.4f}")
+    if fp32 is not None:
+        print(f"float32 forced (our default is bf16 autocast where the CPU computes bf16 natively): "
+              f"{args.fp32_iters} iterations, ours {fp32['ours_tps']:,.0f} vs nanoGPT {fp32['theirs_tps']:,.0f} "
+              f"tokens/s = {fp32['ours_tps'] / fp32['theirs_tps']:.3f}, val loss {fp32['val_ours']:.4f} vs "
+              f"{fp32['val_theirs']:.4f}")
     for key, ms in threads.items():
         print(f"threads: {key} {ms:.1f} ms/iter")
     print(f"sample (ours, step {args.iters}):\n{result['sample']}")
+    extra = f" vs_nanogpt_fp32={fp32['ours_tps'] / fp32['theirs_tps']:.3f}" if fp32 is not None else ""
     print(f"RESULT vs_nanogpt={ratio:.3f} val_loss_ours={result['val_ours']:.4f} "
-          f"val_loss_nanogpt={result['val_theirs']:.4f}")
+          f"val_loss_nanogpt={result['val_theirs']:.4f}{extra}")
 
 
 if __name__ == "__main__":

@@ -134,3 +134,29 @@ def test_damaged_weights_are_one_line_errors(tmp_path, tokenizer_file):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ModelLoadError, match="truncated or corrupt"):
         load_gpt(tmp_path / "m")
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_fused_head_loss_matches_cross_entropy(autocast):
+    """The chunked head + loss gives the loss and gradients of F.cross_entropy over full logits."""
+    import torch.nn.functional as F
+
+    from llm_playground.model import head_loss
+
+    torch.manual_seed(0)
+    vocab, width = 1000, 32
+    rows = head_loss._rows(vocab)
+    h0, w0 = torch.randn(2 * rows + 7, width), torch.randn(vocab, width) * 0.1  # 3 chunks, the last one short
+    targets = torch.randint(0, vocab, (h0.shape[0],))
+    results = []
+    for fused in (False, True):
+        h, w = h0.clone().requires_grad_(), w0.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = head_loss.linear_cross_entropy(h, w, targets) if fused else F.cross_entropy(h @ w.T, targets)
+        (2 * loss).backward()
+        results.append((loss.float(), h.grad, w.grad))
+    tolerance = {"atol": 2e-2, "rtol": 2e-2} if autocast else {"atol": 1e-5, "rtol": 1e-4}
+    for plain, fused in zip(*results, strict=True):
+        torch.testing.assert_close(fused.float(), plain.float(), **tolerance)
+    with torch.no_grad():
+        torch.testing.assert_close(head_loss.linear_cross_entropy(h0, w0, targets), results[0][0], atol=1e-5, rtol=1e-5)

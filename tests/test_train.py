@@ -146,12 +146,15 @@ def test_metrics_lines_are_json(workspace):
 
 
 def test_device_and_autocast_choices():
+    from llm_playground.model.runtime import native_bf16
     from llm_playground.train.trainer import autocast_for, resolve_device
 
     cpu = torch.device("cpu")
     auto = build_config("tiny")
     assert resolve_device(build_config("tiny", overrides=["device=cpu"])) == cpu
-    assert not isinstance(autocast_for(auto, cpu), torch.autocast)  # float32 on CPU unless asked
+    # auto: bf16 only where this CPU computes it natively (AVX512-BF16/AMX), else float32
+    assert isinstance(autocast_for(auto, cpu), torch.autocast) == native_bf16(cpu)
+    assert not isinstance(autocast_for(build_config("tiny", overrides=["dtype=float32"]), cpu), torch.autocast)
     bf16 = autocast_for(build_config("tiny", overrides=["dtype=bfloat16"]), cpu)
     assert isinstance(bf16, torch.autocast) and bf16.fast_dtype == torch.bfloat16
     if not torch.cuda.is_available():

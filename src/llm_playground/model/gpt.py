@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_playground.errors import ModelLoadError
+from llm_playground.model.head_loss import linear_cross_entropy
 from llm_playground.model.kvcache import TensorCache
 
 MODEL_TYPE = "llmp-gpt"
@@ -197,15 +198,18 @@ class GPT(nn.Module):
         return self.drop(x)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Training and evaluation: logits of every position, (batch, T, vocab), and the mean loss."""
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Training and evaluation. Without targets: the logits of every position, (batch, T, vocab), and
+        None. With targets: None and the mean loss, through the fused head + loss (the logits are never
+        materialised whole, see head_loss.py)."""
         x = self._embed(idx, 0)
         rope = self._rope(0, idx.shape[1], x.dtype, x.device)
         for block in self.h:
             x = block(x, rope)
-        logits = self.lm_head(self.ln_f(x))
-        loss = None if targets is None else F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
+        x = self.ln_f(x)
+        if targets is None:
+            return self.lm_head(x), None
+        return None, linear_cross_entropy(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1))
 
     def decode(self, idx: torch.Tensor, cache: GPTCache) -> torch.Tensor:
         """Append `idx` (batch, new tokens) to the cache; logits of the last position, (batch, vocab)."""

@@ -47,7 +47,8 @@ class TrainConfig(BaseModel):
     seed: int = Field(1337, ge=0)
     # system
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="auto: bf16 autocast on CUDA")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bf16 autocast where the GPU or CPU computes bf16 natively, else float32")
     compile: bool = False
     threads: int | None = Field(None, ge=1, description="torch threads on CPU (default: LLMP_THREADS or half)")
 

@@ -22,7 +22,7 @@ from llm_playground.generate.loop import complete
 from llm_playground.generate.params import SamplingParams
 from llm_playground.model.gpt import GPT, GPTConfig
 from llm_playground.model.gpt_model import GPTModel
-from llm_playground.model.runtime import configure_threads
+from llm_playground.model.runtime import configure_threads, native_bf16
 from llm_playground.tokenizer import load_tokenizer
 from llm_playground.train import ddp
 from llm_playground.train.checkpoint import copy_checkpoint, load_checkpoint, restore_rng, rng_state, save_checkpoint
@@ -64,7 +64,7 @@ def resolve_device(config: TrainConfig, env_local_rank: int = 0) -> torch.device
 def autocast_for(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
     dtype = config.dtype
     if dtype == "auto":
-        dtype = "bfloat16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        dtype = "bfloat16" if native_bf16(device) else "float32"
     if dtype == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

@@ -129,6 +129,10 @@ def test_pipeline_from_an_empty_folder(tmp_path):
     assert (tmp_path / "runs" / "tiny" / "checkpoints" / "best" / "model.safetensors").is_file()
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and "is complete" in again.stderr, again.stderr[-3000:]
+    longer = subprocess.run([*args, "--set", "max_iters=8"], capture_output=True, text=True, env=env, timeout=600)
+    assert longer.returncode == 0 and "resuming" in longer.stderr, longer.stderr[-3000:]
+    steps = [r["step"] for r in read_metrics(tmp_path / "runs" / "tiny" / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps[-1] == 8
 
 
 def test_eval_perplexity_of_a_pretrained_model(workspace, smollm2_dir):

@@ -97,8 +97,11 @@ def pipeline_command(
     if resume:
         from llm_playground.train.checkpoint import load_checkpoint
 
+        from llm_playground.train.config import build_config
+
         _, state = load_checkpoint(last)
-        if state["step"] >= state["config"]["max_iters"]:
+        wanted = build_config(overrides=overrides or [], base=state["config"]).max_iters  # --set max_iters=… extends it
+        if state["step"] >= wanted:
             err.print(f"train: {_shown(workspace, run_dir)} is complete (step {state['step']})")
             return
     err.print(f"[bold]train[/]: {'resuming' if resume else 'starting'} {_shown(workspace, run_dir)}", markup=True)

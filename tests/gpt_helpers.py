@@ -21,11 +21,13 @@ def shakespeare_text(chars: int = 200_000) -> str:
     return text[:chars]
 
 
-def make_workspace(root: Path, chars: int = 200_000, vocab_size: int = 512) -> Workspace:
+def make_workspace(root: Path, chars: int = 200_000, vocab_size: int = 512, model_type: str = "bpe",
+                   special_tokens: tuple[str, ...] = ()) -> Workspace:
     ws = Workspace(root)
     ws.raw_dir.mkdir(parents=True, exist_ok=True)
     ws.corpus_path.write_text(shakespeare_text(chars), encoding="utf-8")
-    tokenizer = train_sentencepiece(ws.corpus_path, ws.tokenizer_path, vocab_size=vocab_size)
+    tokenizer = train_sentencepiece(ws.corpus_path, ws.tokenizer_path, vocab_size=vocab_size, model_type=model_type,
+                                    special_tokens=special_tokens)
     ids = np.array(tokenizer.encode(ws.corpus_path.read_text(encoding="utf-8")) + [tokenizer.eos_id], dtype=np.uint16)
     split = int(len(ids) * 0.9)
     ws.processed_dir.mkdir(parents=True, exist_ok=True)

@@ -93,8 +93,9 @@ def test_export_matches_transformers(tmp_path, tokenizer_file, bias):
 
     source = tmp_path / "ours"
     save_gpt(source, _net(bias=bias, seed=1), tokenizer_file)
-    out = export_hf(source, tmp_path / "hf")
-    assert {"config.json", "model.safetensors", "tokenizer.model", "TOKENIZER.md"} <= {p.name for p in out.iterdir()}
+    out = export_hf(source, tmp_path / "hf").path
+    assert {"config.json", "model.safetensors", "tokenizer.model", "tokenizer.json", "TOKENIZER.md"} <= {
+        p.name for p in out.iterdir()}
     theirs = AutoModelForCausalLM.from_pretrained(out).eval()
     ours = load_gpt(source)
     ids = torch.tensor([ours.tokenizer.encode("KING LEAR: Nothing will come of nothing")[:32]])

@@ -50,7 +50,8 @@ def test_train_eval_generate_export(workspace, tmp_path):
     assert gen.returncode == 0, gen.stderr
     exported = llmp(workspace, "export", "runs/cli", "--format", "hf", "--out", str(tmp_path / "hf"))
     assert exported.returncode == 0, exported.stderr
-    assert (tmp_path / "hf" / "model.safetensors").is_file()
+    assert (tmp_path / "hf" / "model.safetensors").is_file() and (tmp_path / "hf" / "tokenizer.json").is_file()
+    assert "tokenizer.json not written" not in exported.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -121,8 +121,10 @@ def export_command(
         raise InvalidParameter(f"unknown export format {format!r}", "use --format hf")
     if not run.is_dir() or not (is_run_directory(run) or is_gpt_directory(run)):
         raise InputError(f"{run} is not a run or a GPT checkpoint directory", "give runs/NAME (see llmp status)")
-    export_hf(run, output)
-    err.print(f"wrote {output}: config.json, model.safetensors (GPT-2 format), tokenizer.model + TOKENIZER.md")
+    result = export_hf(run, output)
+    err.print(f"wrote {output}: {', '.join(result.files)}", markup=False)
+    if result.tokenizer_json_skipped:
+        err.print(f"tokenizer.json not written: {result.tokenizer_json_skipped}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

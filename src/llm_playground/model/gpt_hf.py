@@ -5,15 +5,17 @@ A learned-position GPT is GPT-2 up to names and layout: transformers' `Conv1D` s
 GELU maps to `activation_function` "gelu" (ours, exact) or "gelu_new" (GPT-2's tanh approximation).
 Rotary GPTs have no GPT-2 equivalent and are refused.
 
-The tokenizer of an export is our SentencePiece model copied as is (`tokenizer.model`) with a note:
-transformers 5 no longer builds a tokenizer from a bare SentencePiece file offline, and a converted
-`tokenizer.json` that encodes differently would be worse than none.
+The tokenizer of an export is our SentencePiece model (`tokenizer.model`, copied as is) and, when the
+converted `tokenizer.json` gives the same ids on the training corpus and edge cases (tokenizer/spm_to_hf.py),
+that too, so `AutoTokenizer.from_pretrained` works; a `tokenizer.json` that encodes differently would be
+worse than none, so then only a note (`TOKENIZER.md`) says how to load the SentencePiece model.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,13 +23,17 @@ import torch
 from llm_playground.errors import InvalidParameter, ModelLoadError
 from llm_playground.model.gpt import GPT, GPTConfig
 from llm_playground.model.gpt_model import checkpoint_for, is_run_directory, load_net, tokenizer_for
-from llm_playground.workspace import atomic_dir
+from llm_playground.tokenizer import SentencePieceTokenizer
+from llm_playground.tokenizer.spm_to_hf import verification_texts, write_hf_tokenizer
+from llm_playground.workspace import Workspace, atomic_dir
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 ACTIVATIONS = {"none": "gelu", "tanh": "gelu_new"}
 TOKENIZER_NOTE = """# Tokenizer
 
-`tokenizer.model` is the SentencePiece model this GPT was trained with (BPE, byte fallback; unk 0,
+{how}
+
+`tokenizer.model` is the SentencePiece model this GPT was trained with (byte fallback; unk 0,
 bos 1, eos 2), copied unchanged. Load it with:
 
     import sentencepiece as spm
@@ -36,6 +42,19 @@ bos 1, eos 2), copied unchanged. Load it with:
 
 The weights load with `transformers.AutoModelForCausalLM.from_pretrained(this_directory)`.
 """
+WITH_JSON = """`transformers.AutoTokenizer.from_pretrained(this_directory)` loads `tokenizer.json`, a conversion of
+the SentencePiece model below that gave the same ids on the training corpus and edge cases before it was
+written. As in SentencePiece, the text `<s>`, `</s>` or `<unk>` is plain text (`split_special_tokens`);
+pass `split_special_tokens=False` to `from_pretrained` to read it as the special token."""
+WITHOUT_JSON = """There is no `tokenizer.json`: its conversion did not encode exactly as the SentencePiece model
+below ({why})."""
+
+
+@dataclass(frozen=True)
+class HFExport:
+    path: Path
+    files: list[str]
+    tokenizer_json_skipped: str | None  # why tokenizer.json was not written; None when it was
 
 
 def _to_gpt2_state(net: GPT) -> dict[str, torch.Tensor]:
@@ -56,7 +75,7 @@ def _to_gpt2_state(net: GPT) -> dict[str, torch.Tensor]:
     return state
 
 
-def export_hf(source: Path, out: Path) -> Path:
+def export_hf(source: Path, out: Path) -> HFExport:
     """A run (its best checkpoint, else last) or GPT directory → a GPT-2 transformers directory at `out`."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -70,18 +89,30 @@ def export_hf(source: Path, out: Path) -> Path:
     config = GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
                         n_head=c.n_head, activation_function=ACTIVATIONS[c.gelu], resid_pdrop=0.0, embd_pdrop=0.0,
                         attn_pdrop=0.0, layer_norm_epsilon=c.layer_norm_eps, tie_word_embeddings=True,
-                        bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id)
+                        bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.eos_id)
     model = GPT2LMHeadModel(config)
     missing, unexpected = model.load_state_dict(_to_gpt2_state(net), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise ModelLoadError(f"GPT-2 mapping failed (missing {missing}, unexpected {unexpected})", "please report it")
     model.tie_weights()
+    tokenizer_file = (directory / raw["tokenizer"]).resolve()
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
-        tokenizer_file = (directory / raw["tokenizer"]).resolve()
         shutil.copy2(tokenizer_file, tmp / "tokenizer.model")
-        (tmp / "TOKENIZER.md").write_text(TOKENIZER_NOTE, encoding="utf-8")
-    return out
+        skipped = "not a SentencePiece model"
+        if isinstance(tokenizer, SentencePieceTokenizer):
+            texts = verification_texts(tokenizer, _training_corpus(tokenizer_file))
+            skipped = write_hf_tokenizer(tokenizer, tmp, c.block_size, texts)
+        how = WITH_JSON if skipped is None else WITHOUT_JSON.format(why=skipped)
+        (tmp / "TOKENIZER.md").write_text(TOKENIZER_NOTE.format(how=how), encoding="utf-8")
+        files = sorted(p.name for p in tmp.iterdir())
+    return HFExport(out, files, skipped)
+
+
+def _training_corpus(tokenizer_file: Path) -> Path | None:
+    """The workspace corpus, when the tokenizer is a workspace's `models/tokenizer.model` (it was trained on it)."""
+    workspace = Workspace(tokenizer_file.parent.parent)
+    return workspace.corpus_path if workspace.tokenizer_path == tokenizer_file else None
 
 
 def gpt_from_gpt2(directory: Path) -> GPT:

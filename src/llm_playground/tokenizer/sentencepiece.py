@@ -20,6 +20,7 @@ from llm_playground.tokenizer.base import Message
 from llm_playground.workspace import atomic_open
 
 MODEL_TYPES = ("bpe", "unigram")
+USER_DEFINED = 4  # SentencePiece's piece type of `user_defined_symbols`
 
 
 class SentencePieceTokenizer:
@@ -45,6 +46,27 @@ class SentencePieceTokenizer:
     @property
     def eos_id(self) -> int | None:
         return _present(self._sp.eos_id())
+
+    @property
+    def unk_id(self) -> int:
+        return self._sp.unk_id()
+
+    @property
+    def user_symbols(self) -> list[str]:
+        """The user's special tokens (`--special-token`): always one piece, wherever they appear."""
+        return [piece.piece for piece in self.model_proto.pieces if piece.type == USER_DEFINED]
+
+    @property
+    def model_proto(self):  # -> sentencepiece_model_pb2.ModelProto: pieces with types and scores, the specs
+        from sentencepiece import sentencepiece_model_pb2
+
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(self._sp.serialized_model_proto())
+        return proto
+
+    @property
+    def model_type(self) -> str:
+        return {1: "unigram", 2: "bpe", 3: "word", 4: "char"}[self.model_proto.trainer_spec.model_type]
 
     @property
     def stop_ids(self) -> frozenset[int]:

@@ -56,6 +56,7 @@ def test_bpe_export_loads_with_autotokenizer_and_encodes_like_ours(bpe_export):
 
     workspace, _, result = bpe_export
     assert result.tokenizer_json_skipped is None
+    assert result.corpus == workspace.corpus_path and result.checked_texts > 1000  # the run's tokenizer is a copy
     assert {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "TOKENIZER.md"} <= set(result.files)
     theirs = AutoTokenizer.from_pretrained(result.path)
     ours = SentencePieceTokenizer(workspace.tokenizer_path)

@@ -55,6 +55,8 @@ class HFExport:
     path: Path
     files: list[str]
     tokenizer_json_skipped: str | None  # why tokenizer.json was not written; None when it was
+    checked_texts: int = 0  # how many texts the converted tokenizer was compared with ours on
+    corpus: Path | None = None  # the training corpus those texts came from, when it was found
 
 
 def _to_gpt2_state(net: GPT) -> dict[str, torch.Tensor]:
@@ -99,20 +101,24 @@ def export_hf(source: Path, out: Path) -> HFExport:
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         shutil.copy2(tokenizer_file, tmp / "tokenizer.model")
-        skipped = "not a SentencePiece model"
+        skipped, texts, corpus = "not a SentencePiece model", [], _training_corpus(tokenizer_file)
         if isinstance(tokenizer, SentencePieceTokenizer):
-            texts = verification_texts(tokenizer, _training_corpus(tokenizer_file))
+            texts = verification_texts(tokenizer, corpus)
             skipped = write_hf_tokenizer(tokenizer, tmp, c.block_size, texts)
         how = WITH_JSON if skipped is None else WITHOUT_JSON.format(why=skipped)
         (tmp / "TOKENIZER.md").write_text(TOKENIZER_NOTE.format(how=how), encoding="utf-8")
         files = sorted(p.name for p in tmp.iterdir())
-    return HFExport(out, files, skipped)
+    return HFExport(out, files, skipped, len(texts), corpus)
 
 
 def _training_corpus(tokenizer_file: Path) -> Path | None:
-    """The workspace corpus, when the tokenizer is a workspace's `models/tokenizer.model` (it was trained on it)."""
-    workspace = Workspace(tokenizer_file.parent.parent)
-    return workspace.corpus_path if workspace.tokenizer_path == tokenizer_file else None
+    """The corpus of the workspace the tokenizer belongs to (`models/tokenizer.model`, or the copy a run
+    keeps in `runs/NAME/`): the text it was trained on, the best sample to check a conversion with."""
+    for root in tokenizer_file.parents[1:3]:
+        workspace = Workspace(root)
+        if tokenizer_file.parent in (workspace.models_dir, workspace.run_dir(tokenizer_file.parent.name)):
+            return workspace.corpus_path if workspace.corpus_path.is_file() else None
+    return None
 
 
 def gpt_from_gpt2(directory: Path) -> GPT:

@@ -107,3 +107,17 @@ def test_unigram_export_keeps_the_sentencepiece_model_and_says_why(tmp_path):
     converted = to_tokenizers(ours)
     lines = [line for line in workspace.corpus_path.read_text(encoding="utf-8").splitlines() if "  " not in line]
     assert [e.ids for e in converted.encode_batch(lines, add_special_tokens=False)] == ours.encode_batch(lines)
+
+
+def test_options_our_trainer_never_sets_are_refused_before_conversion(tmp_path):
+    import sentencepiece as spm
+
+    from llm_playground.tokenizer.spm_to_hf import write_hf_tokenizer
+
+    (tmp_path / "corpus.txt").write_text(shakespeare_text(30_000), encoding="utf-8")
+    spm.SentencePieceTrainer.Train(input=str(tmp_path / "corpus.txt"), model_prefix=str(tmp_path / "dummy"),
+                                   vocab_size=400, byte_fallback=True, add_dummy_prefix=True, num_threads=1,
+                                   minloglevel=2)
+    reason = write_hf_tokenizer(SentencePieceTokenizer(tmp_path / "dummy.model"), tmp_path, 64, ["a  b"])
+    assert reason is not None and "add_dummy_prefix" in reason and "remove_extra_whitespaces" in reason
+    assert "'nmt_nfkc'" in reason and not (tmp_path / "tokenizer.json").exists()

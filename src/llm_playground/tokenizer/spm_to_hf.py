@@ -41,13 +41,29 @@ def _space_runs(count: int = 24, words: int = 150) -> list[str]:
     return ["".join(rng.choice(_WORDS) + " " * rng.randint(1, 6) for _ in range(words)) for _ in range(count)]
 
 
+def unsupported(sp: SentencePieceTokenizer) -> str | None:
+    """Why `to_tokenizers` cannot reproduce `sp`, for options our trainer never sets: a dummy prefix
+    (SentencePiece adds its `▁` even before a leading space, `tokenizers`' Metaspace does not), extra-whitespace
+    removal, NFKC rules (they differ on control characters); None when it can."""
+    spec, problems = sp.model_proto.normalizer_spec, []
+    if spec.precompiled_charsmap or spec.name not in ("identity", ""):
+        problems.append(f"normalization rule {spec.name!r}")
+    problems += [option for option in ("add_dummy_prefix", "remove_extra_whitespaces") if getattr(spec, option)]
+    if sp.model_type not in ("bpe", "unigram"):
+        problems.append(f"model type {sp.model_type!r}")
+    if not problems:
+        return None
+    return f"{', '.join(problems)}: no exact tokenizers equivalent (a tokenizer from llmp tokenizer train has none)"
+
+
 def to_tokenizers(sp: SentencePieceTokenizer):  # -> tokenizers.Tokenizer
-    """The `tokenizers` equivalent of a SentencePiece BPE or unigram model (byte fallback included)."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    """The `tokenizers` equivalent of a SentencePiece BPE or unigram model as our trainer makes them
+    (identity normalisation, no dummy prefix, byte fallback); see `unsupported`."""
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers
     from tokenizers.models import BPE, Unigram
 
     proto = sp.model_proto
-    pieces, trainer, spec = list(proto.pieces), proto.trainer_spec, proto.normalizer_spec
+    pieces, trainer = list(proto.pieces), proto.trainer_spec
     if sp.model_type == "unigram":
         model = Unigram([(p.piece, p.score) for p in pieces], unk_id=trainer.unk_id,
                         byte_fallback=trainer.byte_fallback)
@@ -55,15 +71,8 @@ def to_tokenizers(sp: SentencePieceTokenizer):  # -> tokenizers.Tokenizer
         model = BPE({p.piece: i for i, p in enumerate(pieces)}, _merges(pieces), unk_token=trainer.unk_piece,
                     fuse_unk=True, byte_fallback=trainer.byte_fallback)
     tokenizer = Tokenizer(model)
-    steps = [normalizers.Precompiled(spec.precompiled_charsmap)] if spec.precompiled_charsmap else []
-    if spec.remove_extra_whitespaces:
-        steps += [normalizers.Replace(Regex("^ +| +$"), ""), normalizers.Replace(Regex(" {2,}"), " ")]
-    tokenizer.normalizer = normalizers.Sequence([*steps, normalizers.Replace(" ", "▁")])
-    if spec.add_dummy_prefix:  # SentencePiece prepends one `▁` to the whole text, not to each added-token span
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    tokenizer.decoder = decoders.Sequence(
-        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
-        + ([decoders.Strip(content=" ", left=1)] if spec.add_dummy_prefix else []))
+    tokenizer.normalizer = normalizers.Replace(" ", "▁")
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
     tokenizer.add_tokens([AddedToken(p.piece, normalized=False, special=False)
                           for p in pieces if p.type == USER_DEFINED])
     tokenizer.add_special_tokens([AddedToken(p.piece, normalized=False, special=True)
@@ -146,6 +155,8 @@ def write_hf_tokenizer(sp: SentencePieceTokenizer, directory: Path, context_leng
     encodes `texts` exactly as `sp` does; else remove them and return why (one line)."""
     from transformers import AutoTokenizer
 
+    if reason := unsupported(sp):
+        return reason
     to_tokenizers(sp).save(str(directory / TOKENIZER_FILES[0]))
     (directory / TOKENIZER_FILES[1]).write_text(json.dumps(tokenizer_config(sp, context_length), indent=2) + "\n",
                                                 encoding="utf-8")

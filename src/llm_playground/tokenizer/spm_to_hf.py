@@ -91,8 +91,8 @@ def _merges(pieces: Sequence) -> list[tuple[str, str]]:
 
 def tokenizer_config(sp: SentencePieceTokenizer, context_length: int) -> dict:
     """transformers' `tokenizer_config.json`: the fast tokenizer class and its special tokens. There is no
-    pad piece, so padding uses EOS, as GPT-2's tokenizers do. The text `</s>` stays text, as in SentencePiece
-    (`split_special_tokens`): our GPTs are base models, which see no special tokens in their input."""
+    pad piece, so padding uses EOS, as GPT-2's tokenizers do. The text `</s>` stays text, as SentencePiece
+    encoded it in the training data (`split_special_tokens`)."""
     def piece(token_id: int | None) -> str | None:
         return None if token_id is None else sp.token_text(token_id)
 

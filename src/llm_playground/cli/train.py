@@ -96,7 +96,6 @@ def pipeline_command(
     resume = last.is_dir()
     if resume:
         from llm_playground.train.checkpoint import load_checkpoint
-
         from llm_playground.train.config import build_config
 
         _, state = load_checkpoint(last)

@@ -26,7 +26,7 @@ def tune_calls_command(
     seed: Annotated[int, typer.Option(help="seed of the generated data and of the adapter's initialisation")] = 0,
     rank: Annotated[int, typer.Option(min=1, help="LoRA rank")] = 8,
     learning_rate: Annotated[float, typer.Option("--lr", min=0.0, help="peak learning rate")] = 2e-3,
-    dtype: Annotated[str, typer.Option(help="the frozen base weights' dtype while training")] = "bfloat16",
+    dtype: Annotated[str, typer.Option(help="the frozen base weights' dtype while training")] = "float32",
     threads: ThreadsOption = None,
     heldout: Annotated[int, typer.Option(min=0, help="held-out examples whose loss is reported")] = 64,
 ) -> None:

@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ def lora_tensors(net: LlamaNet) -> dict[str, torch.Tensor]:
 def save_adapter(directory: Path, tensors: dict[str, torch.Tensor], meta: AdapterMeta) -> None:
     with atomic_dir(Path(directory)) as tmp:
         save_file({k: v.to(torch.bfloat16) for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
+        os.chmod(tmp / WEIGHTS_FILE, 0o644)  # safetensors creates it private; it is meant to be shared
         (tmp / META_FILE).write_text(json.dumps(dataclasses.asdict(meta), indent=2) + "\n", encoding="utf-8")
 
 

@@ -3,6 +3,7 @@ lowers the loss and writes an adapter that loads, and a mismatched base model is
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -94,3 +95,12 @@ def test_an_adapter_for_another_base_model_is_a_clear_error(tmp_path, smollm2):
     assert "--adapter none" in caught.value.fix
     tensors, parsed = load_adapter(bundled_adapter_dir())
     assert parsed.base["parameters"] == smollm2.info.parameters
+
+
+def test_the_default_adapter_is_only_for_the_bundled_model(smollm2):
+    other = copy.copy(smollm2)  # same shape, other weights: as a fine-tune of the same architecture would be
+    other.net = clone_net(smollm2.net, {"norm": smollm2.net.norm.detach() * 1.1})
+    assert model_for_calls(other) is other
+    assert model_for_calls(other, "none") is other
+    assert model_for_calls(smollm2, "none") is smollm2
+    assert model_for_calls(smollm2) is not smollm2

@@ -21,7 +21,7 @@ from llm_playground.model.base import LanguageModel
 DEFAULT, NONE = "default", "none"
 BUNDLED_ADAPTER = "smollm2-calls"
 
-_MERGED: weakref.WeakKeyDictionary[Any, dict[str, LanguageModel]] = weakref.WeakKeyDictionary()
+_MERGED: weakref.WeakKeyDictionary[Any, dict[str, LanguageModel | None]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
 
@@ -35,11 +35,12 @@ def model_for_calls(model: LanguageModel, adapter: str | Path | None = DEFAULT) 
         return model
     key = str(adapter)
     with _LOCK:
-        cached = _MERGED.get(model, {}).get(key)
-        if cached is not None:
-            return cached
+        known = _MERGED.get(model, {})
+        if key in known:
+            return known[key] or model
         merged = _merge(model, adapter)
-        _MERGED.setdefault(model, {})[key] = merged
+        # None stands for "the model itself": a value holding its own key would keep the model alive forever.
+        _MERGED.setdefault(model, {})[key] = None if merged is model else merged
         return merged
 
 

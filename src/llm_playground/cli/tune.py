@@ -21,7 +21,7 @@ def tune_calls_command(
     out_dir: Annotated[Path, typer.Option("--out", help="the adapter directory to write")],
     model: Annotated[str, typer.Option("--model", "-m", help="the base model (Llama family, native backend)")]
     = "smollm2",
-    steps: Annotated[int, typer.Option(min=1, help="optimizer steps")] = 300,
+    steps: Annotated[int, typer.Option(min=1, help="optimizer steps")] = 360,
     batch_size: Annotated[int, typer.Option(min=1, help="generated examples per step")] = 8,
     seed: Annotated[int, typer.Option(help="seed of the generated data and of the adapter's initialisation")] = 0,
     rank: Annotated[int, typer.Option(min=1, help="LoRA rank")] = 8,

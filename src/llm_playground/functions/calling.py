@@ -4,7 +4,8 @@
 2. which function: each candidate name scored by likelihood after `{"name":"` (a 135M model's first
    differing token is a poor judge; the whole name is a better one);
 3. the arguments: decoded by the one generation loop under an llguidance grammar that allows only the
-   chosen function's arguments with their declared types, so the JSON is valid by construction;
+   chosen function's arguments with their declared types, so the JSON is valid by construction, with the
+   LoRA adapter merged into the weights when there is one (adapter.py; the ranking keeps the plain model);
 4. Pydantic validation of the parsed call (defence in depth) into a `FunctionCallResult`.
 """
 

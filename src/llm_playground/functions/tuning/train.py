@@ -34,7 +34,7 @@ PAD_ID = 0
 
 @dataclass(frozen=True)
 class TuneConfig:
-    steps: int = 300
+    steps: int = 360
     batch_size: int = 8
     learning_rate: float = 2e-3
     warmup: int = 20

@@ -7,8 +7,10 @@ every test file (the course's public prompts and benchmarks/data/adversarial_pro
 the 11 public prompts exactly right (name, values and types); all 11 in under 30 s after the model is
 loaded; the grammar's mask time per token at most 5% of the forward time per token. In the same run the
 same model and prompts go through plain generation + JSON parsing (no grammar) for comparison.
+Calls use the bundled LoRA adapter (the default); the public prompts are also run with `--adapter none`,
+and a held-out generated set (families and phrasings never trained on) is scored with and without it.
 The last line printed is `RESULT valid_pct=<x> exact=<k>/<n> seconds=<s> mask_pct_of_forward=<p>
-unconstrained_parse_pct=<q>`.
+unconstrained_parse_pct=<q> exact_no_adapter=<k>/<n> heldout_base_pct=<a> heldout_adapted_pct=<b>`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from llm_playground.functions import load_functions, validate_call
 from llm_playground.functions.batch import run_batch
 from llm_playground.functions.evaluate import evaluate_calls
 from llm_playground.functions.prompt import call_prompt
+from llm_playground.functions.tuning.dataset import generate_examples
+from llm_playground.functions.tuning.evaluate import example_accuracy
 from llm_playground.generate import SamplingParams
 from llm_playground.generate.loop import complete
 from llm_playground.model import load_model
@@ -61,6 +65,7 @@ def unconstrained(model, functions, prompts):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--heldout", type=int, default=60, help="held-out generated examples to score")
     args = parser.parse_args()
     threads = configure_threads(args.threads)
     functions = load_functions(EXAMPLES / "functions_definition.json")
@@ -99,13 +104,29 @@ def main() -> None:
           f"a sampled step ({mask_pct:.2f}% of the forward); {sum(o.stats.forced_tokens for o in answered)} of "
           f"{tokens} tokens forced by the grammar (no sampling, no mask)")
 
+    no_adapter = run_batch(model, functions, public, adapter="none")
+    base_eval = evaluate_calls(no_adapter.entries, expected, functions)
+    print(f"public prompts with --adapter none: {base_eval.exact}/{base_eval.total} exact, right function "
+          f"{base_eval.name_correct}/{base_eval.total}, {no_adapter.summary()['seconds']} s")
+    for failure in base_eval.failures:
+        print(f"  ✗ {failure['prompt']!r}: {'; '.join(failure['problems'])}")
+    heldout = generate_examples(args.heldout, seed=0, heldout=True)
+    held_base = example_accuracy(model, heldout, "none")
+    held_adapted = example_accuracy(model, heldout, "default")
+    print(f"held-out generated set ({len(heldout)} requests, families and phrasings not trained on): "
+          f"{held_base.exact}/{held_base.total} exact without the adapter, {held_adapted.exact}/{held_adapted.total} "
+          f"with it")
+    for request, wanted, got in held_adapted.misses[:5]:
+        print(f"  ✗ (adapted) {request!r}: expected {wanted}, got {got}")
+
     plain_entries, parse_pct = unconstrained(model, functions, public)
     plain = evaluate_calls(plain_entries, expected, functions)
     print(f"without the grammar (same prompt, greedy, first JSON object parsed): {parse_pct:.0f}% parse and "
           f"validate, {plain.exact}/{plain.total} exact")
     print(f"RESULT valid_pct={valid_pct:.1f} exact={evaluation.exact}/{evaluation.total} "
           f"seconds={summary['seconds']:.1f} mask_pct_of_forward={mask_pct:.2f} "
-          f"unconstrained_parse_pct={parse_pct:.0f}")
+          f"unconstrained_parse_pct={parse_pct:.0f} exact_no_adapter={base_eval.exact}/{base_eval.total} "
+          f"heldout_base_pct={held_base.pct:.1f} heldout_adapted_pct={held_adapted.pct:.1f}")
 
 
 if __name__ == "__main__":

@@ -121,3 +121,14 @@ def test_chat_session_with_commands(tmp_path):
     assert "top_p" in run.stderr  # the bad /params value is reported and the chat goes on
     saved = json.loads((tmp_path / "chat.json").read_text())
     assert [m["role"] for m in saved["messages"]] == ["user", "assistant", "user", "assistant"]
+
+
+def test_call_with_and_without_the_adapter(tmp_path):
+    prompt = "Replace all digits in 'room 404 floor 7' with N"
+    plain = llmp("call", prompt, "--adapter", "none", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout)["name"] == "fn_substitute_string_with_regex"
+    adapted = llmp("call", prompt, cwd=tmp_path)
+    assert json.loads(adapted.stdout)["parameters"]["regex"] == r"\d+"
+    missing = llmp("call", prompt, "--adapter", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 2 and "is not an adapter" in missing.stderr and "Traceback" not in missing.stderr

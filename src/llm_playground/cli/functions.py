@@ -69,6 +69,9 @@ def call_command(
     impl: Annotated[Opt[list[Path]], typer.Option(help="a Python module whose functions --execute may run")] = None,
     parallel: Annotated[bool, typer.Option(help="allow several calls in one answer")] = False,
     allow_none: Annotated[bool, typer.Option(help="allow 'no suitable function' (name null)")] = False,
+    adapter: Annotated[str, typer.Option(help="LoRA adapter the arguments are decoded with: default (the bundled "
+                                              "one, for the bundled SmolLM2 only), none, or a directory from "
+                                              "`llmp tune calls`")] = "default",
 ) -> None:
     """Turn requests into function calls decoded under a grammar: always valid JSON, declared names, typed values."""
     specs = load_functions(_default(functions, "functions_definition.json"))
@@ -76,7 +79,7 @@ def call_command(
     model = choice.load()
     if prompt is not None:
         outcome = call_functions(model, [{"role": "user", "content": prompt}], specs, parallel=parallel,
-                                 allow_none=allow_none)
+                                 allow_none=allow_none, adapter=adapter)
         entry = entry_for(prompt, outcome, parallel, allow_none, implementations)
         out.print(json.dumps(entry, ensure_ascii=False))
         err.print(f"[dim]{outcome.stats.tokens} tokens ({outcome.stats.forced_tokens} forced), "
@@ -90,7 +93,8 @@ def call_command(
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("calls", total=len(prompts))
         report = run_batch(model, specs, prompts, output=output, parallel=parallel, allow_none=allow_none,
-                           implementations=implementations, on_done=lambda *_: progress.advance(task))
+                           implementations=implementations, on_done=lambda *_: progress.advance(task),
+                           adapter=adapter)
     if trace is not None:
         _write_trace(trace, prompts, report.outcomes)
     summary = report.summary()

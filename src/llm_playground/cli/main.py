@@ -27,7 +27,7 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
-    from llm_playground.cli import build, evaluate, explore, functions, generate, models, serve, status, train, ui
+    from llm_playground.cli import build, evaluate, explore, functions, generate, models, serve, status, train, tune, ui
 
     build.register(app)
     explore.register(app)
@@ -38,6 +38,7 @@ def _register() -> None:
     serve.register(app)
     status.register(app)
     train.register(app)
+    tune.register(app)
     ui.register(app)
 
 

@@ -4,7 +4,8 @@
 2. which function: each candidate name scored by likelihood after `{"name":"` (a 135M model's first
    differing token is a poor judge; the whole name is a better one);
 3. the arguments: decoded by the one generation loop under an llguidance grammar that allows only the
-   chosen function's arguments with their declared types, so the JSON is valid by construction;
+   chosen function's arguments with their declared types, so the JSON is valid by construction, with the
+   LoRA adapter merged into the weights when there is one (adapter.py; the ranking keeps the plain model);
 4. Pydantic validation of the parsed call (defence in depth) into a `FunctionCallResult`.
 """
 
@@ -18,9 +19,12 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llm_playground.errors import ContextOverflow, InputError
+from llm_playground.functions.adapter import DEFAULT as DEFAULT_ADAPTER
+from llm_playground.functions.adapter import model_for_calls
 from llm_playground.functions.grammar import ConstraintStats, GrammarConstraint, schema_grammar
 from llm_playground.functions.prompt import call_prompt
 from llm_playground.functions.schema import FunctionSpec
@@ -104,16 +108,21 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
                    tool_choice: str | dict[str, Any] = "required", parallel: bool = False,
                    allow_none: bool = False, params: SamplingParams | None = None,
                    examples: Sequence[tuple[str, str]] = (), choose: bool = True,
-                   context: CallContext | None = None) -> CallOutcome:
+                   context: CallContext | None = None, adapter: str | Path | None = DEFAULT_ADAPTER
+                   ) -> CallOutcome:
     """Decode the call(s) a conversation asks for. `tool_choice` is "required", "auto" (a call or none)
     or {"name": NAME} (that function); "none" is a plain chat and not handled here. A `CallContext`
-    shared by many calls over the same functions keeps what does not depend on the request."""
+    shared by many calls over the same functions keeps what does not depend on the request. `adapter`
+    chooses the weights the arguments are decoded with (see adapter.py): "default", "none" or a path."""
     start = time.perf_counter()
     if not functions:
         raise InputError("no functions to call", "give at least one function definition")
     if not any(m.get("content", "").strip() for m in messages if m["role"] == "user"):
         raise InputError("the request is empty", "give a prompt that asks for something")
     params = params or GREEDY
+    # The adapter decodes the arguments only: the function is ranked with the plain model (measured on the
+    # public prompts: 11/11 right with it, 8/11 with the adapted one, which loses the regex requests).
+    call_model = model_for_calls(model, adapter)
     request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     budget = model.context_length - params.max_new_tokens - 64
     if len(model.tokenizer.encode(request)) > budget:
@@ -135,8 +144,10 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.prompt_tokens = len(prompt_ids)
     schema = call_schema(candidates, parallel, allow_none)
     constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
-    prefix = (context or CallContext.shared(model, functions)).prompt_cache(candidates, examples)
-    generation = generate(model, prompt_ids, params.updated(n=1), constraint, prompt_cache=prefix)
+    owner = context if context is not None and context.model is call_model else CallContext.shared(call_model,
+                                                                                                   functions)
+    prefix = owner.prompt_cache(candidates, examples)
+    generation = generate(call_model, prompt_ids, params.updated(n=1), constraint, prompt_cache=prefix)
     events = list(generation)
     result = generation.results[0]
     text = result.text

@@ -101,18 +101,23 @@ class _Block(nn.Module):
         self.gate_up = nn.Linear(c.hidden_size, 2 * c.intermediate_size, bias=False)
         self.down = nn.Linear(c.intermediate_size, c.hidden_size, bias=False)
 
-    def forward(self, x: torch.Tensor, layer: int, cache: LlamaCache, cos: torch.Tensor,
+    def forward(self, x: torch.Tensor, layer: int, cache: LlamaCache | None, cos: torch.Tensor,
                 sin: torch.Tensor, attention_out: list[torch.Tensor] | None = None) -> torch.Tensor:
         c = self.c
         batch, length, _ = x.shape
-        start, end = cache.length, cache.length + length
+        start = cache.length if cache is not None else 0
+        end = start + length
         h = F.rms_norm(x, (c.hidden_size,), self.input_norm, c.rms_norm_eps)
         q, k, v = self.qkv(h).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
         q = _rope(q.view(batch, length, c.num_heads, c.head_dim).transpose(1, 2), cos, sin)
         k = _rope(k.view(batch, length, c.num_kv_heads, c.head_dim).transpose(1, 2), cos, sin)
-        cache.k[layer, :, :, start:end] = k
-        cache.v[layer, :, :, start:end] = v.view(batch, length, c.num_kv_heads, c.head_dim).transpose(1, 2)
-        keys, values = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
+        v = v.view(batch, length, c.num_kv_heads, c.head_dim).transpose(1, 2)
+        if cache is None:  # training: whole sequences, no cache, every op differentiable
+            keys, values = k, v
+        else:
+            cache.k[layer, :, :, start:end] = k
+            cache.v[layer, :, :, start:end] = v
+            keys, values = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
         if attention_out is not None:
             # Introspection: the weights themselves, which the fused SDPA kernels never materialise.
             group = c.num_heads // c.num_kv_heads
@@ -220,6 +225,16 @@ class LlamaNet(nn.Module):
         if hidden_states:
             states[-1] = x  # as transformers reports it: the last hidden state after the final norm
         return self.lm_head(x), weights, states
+
+    def forward_hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        """The final hidden states (batch, length, hidden) of whole sequences, without a KV cache and
+        differentiable: what fine-tuning needs (the LM head is left to the caller, who applies it only
+        where a loss is taken)."""
+        x = self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]
+        cos, sin = (t[: ids.shape[1]] for t in self._rope_tables(ids.shape[1], x.dtype))
+        for layer, block in enumerate(self.blocks):
+            x = block(x, layer, None, cos, sin)
+        return F.rms_norm(x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
 
     def forward(self, ids: torch.Tensor, cache: LlamaCache, last_only: bool = True) -> torch.Tensor:
         """Logits of the last position, (batch, vocab), or of every new one, (batch, new tokens, vocab)."""

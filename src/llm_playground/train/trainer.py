@@ -70,13 +70,13 @@ def autocast_for(config: TrainConfig, device: torch.device) -> contextlib.Abstra
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _adamw(net: GPT, c: TrainConfig) -> torch.optim.AdamW:
+def adamw(groups: list[dict[str, Any]], c: TrainConfig) -> torch.optim.AdamW:
     """Fused AdamW (one kernel per parameter instead of a dozen) where this torch has it for the device."""
-    groups = net.optimizer_groups(c.weight_decay)
+    spare = [dict(g, params=list(g["params"])) for g in groups]  # the failed attempt may have altered `groups`
     try:
         return torch.optim.AdamW(groups, lr=c.learning_rate, betas=(c.beta1, c.beta2), fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.AdamW(net.optimizer_groups(c.weight_decay), lr=c.learning_rate, betas=(c.beta1, c.beta2))
+        return torch.optim.AdamW(spare, lr=c.learning_rate, betas=(c.beta1, c.beta2))
 
 
 class Trainer:
@@ -142,7 +142,7 @@ class Trainer:
         else:
             net = GPT(self.model_config)
         self.net = net.to(self.device).train().requires_grad_(True)
-        self.optimizer = _adamw(self.net, c)
+        self.optimizer = adamw(self.net.optimizer_groups(c.weight_decay), c)
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             restore_rng(state["rng"])

@@ -48,3 +48,14 @@ def test_two_threads_generate_what_each_would_alone(smollm2):
         thread.join(timeout=120)
     assert not errors, errors
     assert together == alone
+
+
+def test_function_calls_in_the_web_app_get_the_adapter_behind_the_same_lock(smollm2):
+    from llm_playground.functions.adapter import model_for_calls
+
+    shared = SharedModel(smollm2)
+    adapted = model_for_calls(shared)
+    assert isinstance(adapted, SharedModel) and adapted is not shared and adapted.lock is shared.lock
+    assert adapted.model is model_for_calls(smollm2) and adapted.info.name.endswith("+smollm2-calls")
+    assert model_for_calls(shared) is adapted  # made once: its prompt caches live as long as the page's model
+    assert model_for_calls(shared, "none") is shared

@@ -33,6 +33,9 @@ def model_for_calls(model: LanguageModel, adapter: str | Path | None = DEFAULT) 
     """The model to decode arguments with, given the `--adapter` choice."""
     if adapter is None or str(adapter) == NONE:
         return model
+    sibling = getattr(model, "sibling", None)
+    if callable(sibling):  # a wrapper (the web app's locked model): adapt what it wraps, wrap that the same way
+        return sibling(model_for_calls(model.model, adapter))  # type: ignore[attr-defined]
     key = str(adapter)
     with _LOCK:
         known = _MERGED.get(model, {})

@@ -24,9 +24,20 @@ class SharedModel:
     or `embedding_matrix` see the backend itself.
     """
 
-    def __init__(self, model: LanguageModel) -> None:
+    def __init__(self, model: LanguageModel, lock: threading.Lock | None = None) -> None:
         self.model = model
-        self.lock = threading.Lock()
+        self.lock = lock or threading.Lock()
+        self._siblings: dict[int, SharedModel] = {}
+
+    def sibling(self, model: LanguageModel) -> SharedModel:
+        """`model` behind this one's lock, made once: function calls decode with the base model's weights
+        plus an adapter (functions/adapter.py), which share tensors, and the CPU, with it."""
+        if model is self.model:
+            return self
+        twin = self._siblings.get(id(model))
+        if twin is None or twin.model is not model:
+            twin = self._siblings[id(model)] = SharedModel(model, self.lock)
+        return twin
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.model, name)  # raises AttributeError for what the backend lacks

@@ -87,6 +87,8 @@ def server(tmp_path_factory):
 
 
 def test_chat_and_every_page_in_a_real_browser(browser, server):
+    from playwright.sync_api import expect
+
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(90_000)
@@ -95,6 +97,8 @@ def test_chat_and_every_page_in_a_real_browser(browser, server):
     chat_input.wait_for()
 
     page.get_by_test_id("stSidebar").get_by_text("precise", exact=True).click()  # greedy: a known answer
+    # The click reruns the script; a message sent before that rerun ends would be sampled with the old preset.
+    expect(page.get_by_test_id("stSidebar").get_by_test_id("stSliderThumbValue").first).to_have_text("0.00")
     chat_input.fill("What is the capital of France?")
     chat_input.press("Enter")
     messages = page.get_by_test_id("stChatMessage")

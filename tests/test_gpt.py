@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,14 @@ def test_registry_generation_and_perplexity(gpt_dir):
     assert result.windows > 1 and 1 < result.perplexity < 1e4
     with pytest.raises(InvalidParameter, match="native backend only"):
         load_model(str(gpt_dir), backend="transformers")
+    # A context too short for a function call is named as such, not as a request "longer than -256 tokens".
+    from llm_playground.errors import ContextOverflow
+    from llm_playground.functions import call_functions, load_functions
+
+    examples = Path(__file__).parents[1] / "src/llm_playground/functions/examples"
+    functions = load_functions(examples / "functions_definition.json")
+    with pytest.raises(ContextOverflow, match="too short for a function call"):
+        call_functions(model, [{"role": "user", "content": "Greet shrek"}], functions)
 
 
 @pytest.mark.parametrize("bias", [False, True])

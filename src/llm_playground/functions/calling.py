@@ -125,6 +125,10 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     call_model = model_for_calls(model, adapter)
     request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     budget = model.context_length - params.max_new_tokens - 64
+    if budget < 16:
+        raise ContextOverflow(f"{model.info.name}'s context of {model.context_length} tokens is too short for a "
+                              f"function call ({params.max_new_tokens} for the answer, the prompt beside it)",
+                              "use a model with a longer context, such as the default smollm2")
     if len(model.tokenizer.encode(request)) > budget:
         raise ContextOverflow(f"the request is longer than the model's context allows ({budget} tokens)",
                               "shorten the request")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from llm_playground.functions.tuning.dataset import Encoded, encode, generate_ex
 from llm_playground.model.llama import LlamaModel
 from llm_playground.model.lora import TARGETS, AdapterMeta, attach, fingerprint, lora_tensors, save_adapter
 from llm_playground.model.registry import load_model
+from llm_playground.model.runtime import native_bf16
 from llm_playground.train.config import TrainConfig
 from llm_playground.train.progress import TrainProgress
 from llm_playground.train.schedule import learning_rate
@@ -45,7 +46,8 @@ class TuneConfig:
     heldout_examples: int = 64
     examples: int | None = None  # distinct training examples, cycled through (default: steps × batch size)
     dtype: str = "float32"
-    autocast: bool = True  # bfloat16 matmuls over the float32 weights
+    # bfloat16 matmuls over the float32 weights where the CPU computes bf16 natively (emulated, it is slower)
+    autocast: bool = field(default_factory=lambda: native_bf16(torch.device("cpu")))
     threads: int | None = None
 
     def schedule(self) -> TrainConfig:

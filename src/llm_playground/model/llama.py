@@ -209,46 +209,50 @@ class LlamaNet(nn.Module):
             self._rope = rope
         return rope
 
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]
+
+    def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
+
+    def forward_hidden(self, ids: torch.Tensor, attention_out: list[torch.Tensor] | None = None,
+                       states: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The final hidden states (batch, length, hidden) of whole sequences, without a KV cache and
+        differentiable: what fine-tuning needs (the LM head is left to the caller, who applies it only
+        where a loss is taken) and what introspection reads (per-layer attention weights and states)."""
+        x = self._embed(ids)
+        cos, sin = (t[: ids.shape[1]] for t in self._rope_tables(ids.shape[1], x.dtype))
+        if states is not None:
+            states.append(x)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, layer, None, cos, sin, attention_out)
+            if states is not None:
+                states.append(x)
+        x = self._final_norm(x)
+        if states is not None:
+            states[-1] = x  # as transformers reports it: the last hidden state after the final norm
+        return x
+
     def forward_full(self, ids: torch.Tensor, attentions: bool, hidden_states: bool
                      ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """Logits of every position, plus per-layer attention weights and hidden states, in one pass."""
-        cache = LlamaCache(self.c, ids.shape[1], self.lm_head.weight.dtype, batch=ids.shape[0])
-        x = self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]
-        cos, sin = (t[: ids.shape[1]] for t in self._rope_tables(ids.shape[1], x.dtype))
         weights: list[torch.Tensor] = []
-        states = [x] if hidden_states else []
-        for layer, block in enumerate(self.blocks):
-            x = block(x, layer, cache, cos, sin, weights if attentions else None)
-            if hidden_states:
-                states.append(x)
-        x = F.rms_norm(x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
-        if hidden_states:
-            states[-1] = x  # as transformers reports it: the last hidden state after the final norm
+        states: list[torch.Tensor] = []
+        x = self.forward_hidden(ids, weights if attentions else None, states if hidden_states else None)
         return self.lm_head(x), weights, states
-
-    def forward_hidden(self, ids: torch.Tensor) -> torch.Tensor:
-        """The final hidden states (batch, length, hidden) of whole sequences, without a KV cache and
-        differentiable: what fine-tuning needs (the LM head is left to the caller, who applies it only
-        where a loss is taken)."""
-        x = self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]
-        cos, sin = (t[: ids.shape[1]] for t in self._rope_tables(ids.shape[1], x.dtype))
-        for layer, block in enumerate(self.blocks):
-            x = block(x, layer, None, cos, sin)
-        return F.rms_norm(x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
 
     def forward(self, ids: torch.Tensor, cache: LlamaCache, last_only: bool = True) -> torch.Tensor:
         """Logits of the last position, (batch, vocab), or of every new one, (batch, new tokens, vocab)."""
         length = ids.shape[1]
         start, end = cache.length, cache.length + length
         cache.reserve(end)
-        x = self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]
+        x = self._embed(ids)
         cos_table, sin_table = self._rope_tables(end, x.dtype)
         cos, sin = cos_table[start:end], sin_table[start:end]
         for layer, block in enumerate(self.blocks):
             x = block(x, layer, cache, cos, sin)
         cache.length = end
-        x = F.rms_norm(x[:, -1] if last_only else x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
-        return self.lm_head(x)
+        return self.lm_head(self._final_norm(x[:, -1] if last_only else x))
 
 
     def forward_batch(self, ids: torch.Tensor, caches: Sequence[LlamaCache]) -> torch.Tensor:
@@ -260,14 +264,14 @@ class LlamaNet(nn.Module):
         for cache in caches:
             cache.reserve(cache.length + 1)
         positions = torch.tensor([cache.length for cache in caches])
-        x = (self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]).unsqueeze(1)
+        x = self._embed(ids).unsqueeze(1)
         cos_table, sin_table = self._rope_tables(int(positions.max()) + 1, x.dtype)
         cos, sin = cos_table[positions][:, None, None], sin_table[positions][:, None, None]
         for layer, block in enumerate(self.blocks):
             x = block.forward_batch(x, layer, caches, cos, sin)
         for cache in caches:
             cache.length += 1
-        return self.lm_head(F.rms_norm(x[:, -1], (self.c.hidden_size,), self.norm, self.c.rms_norm_eps))
+        return self.lm_head(self._final_norm(x[:, -1]))
 
 
 class LlamaModel:

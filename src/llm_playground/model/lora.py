@@ -108,19 +108,6 @@ def attach(net: LlamaNet, rank: int, alpha: float, targets: tuple[str, ...] | li
     return params
 
 
-def detach_lora(net: LlamaNet) -> dict[str, torch.Tensor]:
-    """Remove the wrappers (the base projections return) and return the adapter's tensors by name."""
-    tensors: dict[str, torch.Tensor] = {}
-    for i, block in enumerate(net.blocks):
-        for name in TARGETS:
-            module = getattr(block, name)
-            if isinstance(module, LoRALinear):
-                tensors[f"blocks.{i}.{name}.lora_a"] = module.lora_a.detach().float().contiguous()
-                tensors[f"blocks.{i}.{name}.lora_b"] = module.lora_b.detach().float().contiguous()
-                setattr(block, name, module.base)
-    return tensors
-
-
 def lora_tensors(net: LlamaNet) -> dict[str, torch.Tensor]:
     return {f"blocks.{i}.{name}.{part}": getattr(getattr(block, name), part).detach().float().contiguous()
             for i, block in enumerate(net.blocks) for name in TARGETS

@@ -29,7 +29,8 @@ def _run_dir(workspace: Workspace, given: Path | None, preset: str | None) -> Pa
 
 
 def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file: Path | None,
-           overrides: list[str], resume: bool) -> None:
+           overrides: list[str], resume: bool, pipeline: bool = False) -> None:
+    """`pipeline`: announce the stage, and stop when the run is already complete (llmp pipeline)."""
     from llm_playground.train.config import build_config, load_saved
     from llm_playground.train.trainer import Trainer
 
@@ -41,14 +42,23 @@ def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file:
         if not saved.is_file():
             raise InputError(f"{run_dir} is not a run (no train_config.yaml)", f"start it: llmp train --out {run_dir}")
         config = build_config(overrides=overrides, base=load_saved(saved).model_dump())
+        if pipeline:
+            from llm_playground.model.gpt_model import read_config
+
+            step = read_config(run_dir / "checkpoints" / "last")[1].get("step", 0)
+            if step >= config.max_iters:  # a larger --set max_iters continues the run
+                err.print(f"train: {workspace.relative(run_dir)} is complete (step {step})")
+                return
     else:
         config = build_config(preset or ("tiny" if config_file is None else None), config_file, overrides)
+    if pipeline:
+        err.print(f"[bold]train[/]: {'resuming' if resume else 'starting'} {workspace.relative(run_dir)}", markup=True)
     result = Trainer(config, workspace, run_dir, resume=resume, console=err).run()
     if not result.is_main:
         return
     if result.samples:
         out.print(f"[bold]sample at step {result.step}:[/]\n{result.samples[-1].strip()}", markup=True)
-    where = _shown(workspace, run_dir)
+    where = workspace.relative(run_dir)
     if result.interrupted:
         err.print(f"interrupted at step {result.step}; {where}/checkpoints/last saved. "
                   f"Continue with: llmp train --resume --out {where}")
@@ -57,13 +67,6 @@ def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file:
     err.print(f"trained to step {result.step} in {result.elapsed_s:.0f} s, {result.tokens_per_s:,.0f} tokens/s; "
               f"{losses}\ncheckpoints: {where}/checkpoints/{{best,last}}; metrics: {where}/metrics.jsonl\n"
               f'try: llmp generate --model {where} --raw "ROMEO:"')
-
-
-def _shown(workspace: Workspace, path: Path) -> str:
-    try:
-        return str(path.relative_to(workspace.root))
-    except ValueError:
-        return str(path)
 
 
 def train_command(
@@ -92,19 +95,8 @@ def pipeline_command(
         err.print(f"[bold]{stage}[/]: running", markup=True)
         err.print(f"  {run_data_stage(workspace, stage)}")
     run_dir = _run_dir(workspace, output, preset)
-    last = run_dir / "checkpoints" / "last"
-    resume = last.is_dir()
-    if resume:
-        from llm_playground.train.checkpoint import load_checkpoint
-        from llm_playground.train.config import build_config
-
-        _, state = load_checkpoint(last)
-        wanted = build_config(overrides=overrides or [], base=state["config"]).max_iters  # --set max_iters=… extends it
-        if state["step"] >= wanted:
-            err.print(f"train: {_shown(workspace, run_dir)} is complete (step {state['step']})")
-            return
-    err.print(f"[bold]train[/]: {'resuming' if resume else 'starting'} {_shown(workspace, run_dir)}", markup=True)
-    _train(workspace, run_dir, None if resume else preset, None, overrides or [], resume)
+    resume = (run_dir / "checkpoints" / "last").is_dir()
+    _train(workspace, run_dir, None if resume else preset, None, overrides or [], resume, pipeline=True)
 
 
 def export_command(
@@ -125,7 +117,7 @@ def export_command(
     if result.tokenizer_json_skipped:
         err.print(f"tokenizer.json not written: {result.tokenizer_json_skipped}", markup=False)
     else:
-        source = f"the start of {_shown(Workspace.current(), result.corpus)} and " if result.corpus else ""
+        source = f"the start of {Workspace.current().relative(result.corpus)} and " if result.corpus else ""
         err.print(f"tokenizer.json: AutoTokenizer gives our SentencePiece ids on all {result.checked_texts:,} texts "
                   f"checked ({source}edge cases)", markup=False)
 

@@ -83,7 +83,6 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "warmup_iters": 2000, "beta2": 0.95, "weight_decay": 0.1, "dropout": 0.0, "eval_interval": 1000,
                   "eval_iters": 200, "compile": True},
 }
-GPT2_VOCAB = 50304  # GPT-2's 50257 rounded up to a multiple of 64, what the gpt2-124m preset is sized for
 
 
 def _one_line(exc: ValidationError) -> str:

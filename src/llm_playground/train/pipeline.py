@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from llm_playground.workspace import Workspace
 
-STAGES = ("collect", "tokenizer", "prepare")
 DEFAULT_VOCAB = 4096
 
 

@@ -56,3 +56,17 @@ def test_concurrent_streams_are_batched_and_each_gets_its_own_answer(smollm2):
     assert [answers[i] for i in range(4)] == expected
     # 4 requests of 12–15 tokens: decoded one at a time that is ~50 steps; batched, far fewer.
     assert batcher.batched_tokens > batcher.steps * 2
+
+
+def test_tool_calls_under_batching_decode_with_the_adapter_outside_the_batches(smollm2):
+    """The batcher hid the Llama model from the adapter lookup: tool calls ran without the adapter."""
+    from llm_playground.functions.adapter import model_for_calls
+    from llm_playground.serve.batching import BatchingModel
+
+    batcher = BatchingModel(smollm2)
+    adapted = model_for_calls(batcher)
+    assert adapted.model is model_for_calls(smollm2) and adapted.info.name.endswith("+smollm2-calls")
+    assert model_for_calls(batcher) is adapted and model_for_calls(batcher, "none") is batcher
+    assert adapted._guard == batcher.working_elsewhere  # its passes count as work outside the batches
+    assert adapted.forward(smollm2.tokenizer.encode("Hello"), adapted.new_cache()).shape == (smollm2.info.vocab_size,)
+    assert batcher._elsewhere == 0

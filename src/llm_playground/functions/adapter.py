@@ -34,7 +34,7 @@ def model_for_calls(model: LanguageModel, adapter: str | Path | None = DEFAULT) 
     if adapter is None or str(adapter) == NONE:
         return model
     sibling = getattr(model, "sibling", None)
-    if callable(sibling):  # a wrapper (the web app's locked model): adapt what it wraps, wrap that the same way
+    if callable(sibling):  # a wrapper (model/guarded.py, the server's batcher): adapt what it wraps, guard it alike
         return sibling(model_for_calls(model.model, adapter))  # type: ignore[attr-defined]
     key = str(adapter)
     with _LOCK:

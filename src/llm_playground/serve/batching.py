@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from llm_playground.model.base import Batchable, KVCache, LanguageModel
+from llm_playground.model.guarded import GuardedModel
 
 # How long a step waits for a decoding request that is still sampling its previous token (the usual
 # trigger is that every decoding request has arrived; this only bounds a straggler's cost).
@@ -55,9 +56,11 @@ class BatchingModel:
         self._cond = threading.Condition()
         self._pending: list[_Call] = []
         self._members = 0  # requests in a generation (between `member()` enter and exit)
-        self._elsewhere = 0  # members busy with something other than decoding (a prompt's prefill)
+        self._elsewhere = 0  # members busy with something other than batched decoding (a prefill, a call)
         self.steps = 0
         self.batched_tokens = 0
+        # The same model with each pass counted as work outside the batches: scoring, introspection.
+        self._outside = GuardedModel(model, self.working_elsewhere)
         self._thread = threading.Thread(target=self._run, name="llmp-batcher", daemon=True)
         self._thread.start()
 
@@ -68,8 +71,24 @@ class BatchingModel:
     def new_cache(self, capacity: int | None = None) -> KVCache:
         return self.model.new_cache(capacity)
 
-    def __getattr__(self, name: str) -> Any:  # introspection and scoring (forward_all, …) go straight through
-        return getattr(self.model, name)
+    def __getattr__(self, name: str) -> Any:  # introspection and scoring (forward_all, …): not batched
+        return getattr(self._outside, name)
+
+    def sibling(self, model: LanguageModel) -> LanguageModel:
+        """Another model a member decodes with (the base model plus a function-call adapter): one sequence,
+        not batched, its passes counted as work elsewhere so that batch steps do not wait for its tokens."""
+        return self if model is self.model else self._outside.sibling(model)
+
+    @contextlib.contextmanager
+    def working_elsewhere(self) -> Iterator[None]:
+        with self._cond:
+            self._elsewhere += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._elsewhere -= 1
+                self._cond.notify_all()
 
     @contextlib.contextmanager
     def member(self) -> Iterator[None]:
@@ -85,14 +104,8 @@ class BatchingModel:
 
     def forward(self, ids: Sequence[int], cache: KVCache) -> np.ndarray:
         if len(ids) != 1:
-            with self._cond:
-                self._elsewhere += 1
-            try:
+            with self.working_elsewhere():
                 return self.model.forward(ids, cache)
-            finally:
-                with self._cond:
-                    self._elsewhere -= 1
-                    self._cond.notify_all()
         call = _Call(int(ids[0]), cache)
         with self._cond:
             alone = not self._pending and self._members - self._elsewhere <= 1

@@ -11,47 +11,22 @@ row, and holding the lock per step (not per answer) lets two chats advance token
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from llm_playground.model.base import LanguageModel
+from llm_playground.model.guarded import GuardedModel
 
 
-class SharedModel:
+class SharedModel(GuardedModel):
     """A `LanguageModel` (and `Introspectable` when the backend is) whose `forward*` passes take a lock.
 
     Every other attribute is the wrapped model's, so analyses that read `info`, `tokenizer`, `config`
-    or `embedding_matrix` see the backend itself.
+    or `embedding_matrix` see the backend itself. Function calls get the model with its adapter behind
+    the same lock (`sibling`).
     """
 
     def __init__(self, model: LanguageModel, lock: threading.Lock | None = None) -> None:
-        self.model = model
         self.lock = lock or threading.Lock()
-        self._siblings: dict[int, SharedModel] = {}
+        super().__init__(model, lambda: self.lock)
 
-    def sibling(self, model: LanguageModel) -> SharedModel:
-        """`model` behind this one's lock, made once: function calls decode with the base model's weights
-        plus an adapter (functions/adapter.py), which share tensors, and the CPU, with it."""
-        if model is self.model:
-            return self
-        twin = self._siblings.get(id(model))
-        if twin is None or twin.model is not model:
-            twin = self._siblings[id(model)] = SharedModel(model, self.lock)
-        return twin
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self.model, name)  # raises AttributeError for what the backend lacks
-        if name.startswith("forward") and callable(value):  # forward, forward_all, forward_full, ...
-            return self._locked(value)
-        return value
-
-    def _locked(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self.lock:
-                return method(*args, **kwargs)
-
-        return call
-
-    @property
-    def context_length(self) -> int:
-        return self.model.context_length
+    def _wrap(self, model: LanguageModel) -> SharedModel:
+        return SharedModel(model, self.lock)

@@ -148,17 +148,23 @@ class GPT(nn.Module):
     def __init__(self, c: GPTConfig) -> None:
         super().__init__()
         self.config = c
-        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
-        self.wpe = nn.Embedding(c.block_size, c.n_embd) if c.positions == "learned" else None
+        # `_weight` skips nn.Embedding's own init (ours below does it): on the meta device, when loading, that
+        # init would import torch's reference implementations, ~1 s of start-up.
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd, _weight=torch.empty(c.vocab_size, c.n_embd))
+        self.wpe = (nn.Embedding(c.block_size, c.n_embd, _weight=torch.empty(c.block_size, c.n_embd))
+                    if c.positions == "learned" else None)
         self.drop = nn.Dropout(c.dropout)
         self.h = nn.ModuleList(Block(c) for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd, eps=c.layer_norm_eps, bias=c.bias)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one matrix reads tokens in and writes logits out
         if c.positions == "rotary":
-            exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64) / c.head_dim
+            # On the CPU even when built under the meta device (loading): a non-persistent buffer, never loaded.
+            exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64, device="cpu") / c.head_dim
             self.register_buffer("inv_freq", 1.0 / (c.rope_theta ** exponents), persistent=False)
         self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        if self.wte.weight.is_meta:
+            return  # loading: the weights come from the file
         self.apply(self._init_weights)
         for name, param in self.named_parameters():
             if name.endswith("c_proj.weight"):  # GPT-2's scaled init of the residual projections

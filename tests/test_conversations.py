@@ -73,3 +73,13 @@ def test_writes_from_many_threads(tmp_path):
     for thread in threads:
         thread.join()
     assert len(store.messages(conversation)) == 80
+
+
+def test_a_question_keeps_the_system_prompt_an_answer_sets_it(tmp_path):
+    store = ConversationStore(tmp_path / "chat.sqlite3")
+    chat = store.create("Capitals")
+    store.add(chat, "assistant", "Paris.", system="Be brief.")
+    store.add(chat, "user", "And of Italy?")  # used to set it to NULL until the answer came
+    assert store.get(chat).system == "Be brief."
+    store.add(chat, "assistant", "Rome.", system="")  # the prompt was cleared
+    assert not store.get(chat).system

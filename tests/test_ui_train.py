@@ -12,6 +12,7 @@ from gpt_helpers import make_workspace
 from streamlit.testing.v1 import AppTest
 
 import llm_playground.ui
+from llm_playground.errors import InputError
 from llm_playground.train.metrics import read_metrics
 from llm_playground.ui import jobs
 
@@ -147,3 +148,25 @@ def test_train_on_an_uploaded_file(tmp_path, monkeypatch):
     assert "tokenizer: running" in log and "prepare: running" in log and "collect" not in log
     at.run()
     assert at.dataframe[0].value["state"].tolist() == ["ready"] * 5
+
+
+def test_the_chosen_corpus_is_the_one_trained_on(tmp_path):
+    """After an upload, "the bundled corpus" used to leave the upload in place (only missing stages ran)."""
+    from gpt_helpers import shakespeare_text
+
+    from llm_playground.data.prepared import read_json_object
+    from llm_playground.train.pipeline import missing_data_stages, run_data_stage
+    from llm_playground.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    jobs.use_corpus(workspace, shakespeare_text(30_000))
+    assert read_json_object(workspace.manifest_path)["sources"][0]["source"] == "files"
+    assert missing_data_stages(workspace) == ["tokenizer", "prepare"]
+    for stage in ("tokenizer", "prepare"):
+        run_data_stage(workspace, stage)
+    assert missing_data_stages(workspace) == []
+    jobs.use_corpus(workspace, None)
+    assert [s["source"] for s in read_json_object(workspace.manifest_path)["sources"]] == ["shakespeare"]
+    assert missing_data_stages(workspace) == ["tokenizer", "prepare"]  # built from the upload: stale now
+    with pytest.raises(InputError, match="no text"):
+        jobs.use_corpus(workspace, "  \n")

@@ -117,7 +117,8 @@ class ConversationStore:
             cursor = db.execute("INSERT INTO messages (conversation_id, role, content, meta, created) "
                                 "VALUES (?, ?, ?, ?, ?)",
                                 (conversation_id, role, content, json.dumps(meta or {}), now))
-            db.execute("UPDATE conversations SET updated = ?, model = COALESCE(?, model), system = ? WHERE id = ?",
+            db.execute("UPDATE conversations SET updated = ?, model = COALESCE(?, model), system = COALESCE(?, system) "
+                       "WHERE id = ?",
                        (now, model, system, conversation_id))
             return int(cursor.lastrowid or 0)
 

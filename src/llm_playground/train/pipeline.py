@@ -1,4 +1,4 @@
-"""`llmp pipeline`'s data stages: whichever of collect → tokenizer → prepare has no output yet, with defaults.
+"""`llmp pipeline`'s data stages: whichever of collect → tokenizer → prepare is missing or stale, with defaults.
 
 The stages belong to `llm_playground.data`; this module only decides which are missing and calls them.
 """
@@ -11,14 +11,18 @@ DEFAULT_VOCAB = 4096
 
 
 def missing_data_stages(workspace: Workspace) -> list[str]:
+    """The data stages to run: those without output, those whose output is older than its input (a
+    tokenizer trained before the current corpus), and every one after them."""
+    from llm_playground.data.status import pipeline_status
+
     missing = []
-    if not workspace.corpus_path.is_file():
+    corpus, tokenizer = workspace.corpus_path, workspace.tokenizer_path
+    if not corpus.is_file():
         missing.append("collect")
-    if missing or not workspace.tokenizer_path.is_file():
+    if missing or not tokenizer.is_file() or tokenizer.stat().st_mtime < corpus.stat().st_mtime:
         missing.append("tokenizer")
-    if missing or not (workspace.meta_path.is_file() and workspace.train_bin.is_file()
-                       and workspace.val_bin.is_file()):
-        missing.append("prepare")
+    if missing or not next(s for s in pipeline_status(workspace).stages if s.key == "processed").ready:
+        missing.append("prepare")  # missing, or made from another tokenizer or corpus (data.status says which)
     return missing
 
 

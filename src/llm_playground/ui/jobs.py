@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,14 +74,26 @@ def job(run_dir: Path) -> Job | None:
                None if running or child is None else child.returncode)
 
 
-def replace_corpus(workspace: Workspace, text: str) -> None:
-    """An uploaded corpus becomes the workspace's; what was built from the old one is removed, to be rebuilt."""
-    if not text.strip():
+def use_corpus(workspace: Workspace, upload: str | None) -> None:
+    """The corpus a run trains on: the uploaded text, or (None) the bundled plays when the workspace holds
+    another corpus. Collected as `llmp data collect` does (cleaning, manifest); `llmp pipeline` then rebuilds
+    the tokenizer and the prepared data, stale from then on."""
+    from llm_playground.data.corpus import CollectRequest, collect
+    from llm_playground.data.prepared import read_json_object
+
+    if upload is None:
+        manifest = read_json_object(workspace.manifest_path) or {}
+        if workspace.corpus_path.is_file() and [s.get("source") for s in manifest.get("sources", [])] == [
+                "shakespeare"]:
+            return
+        collect(workspace, CollectRequest(sources=("shakespeare",)))
+        return
+    if not upload.strip():
         raise InputError("the uploaded file has no text", "upload a UTF-8 text file")
-    atomic_write_text(workspace.corpus_path, text)
-    for stale in (workspace.manifest_path, workspace.tokenizer_path, workspace.tokenizer_path.with_suffix(".vocab"),
-                  workspace.train_bin, workspace.val_bin, workspace.meta_path):
-        stale.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "upload.txt"
+        path.write_text(upload, encoding="utf-8")
+        collect(workspace, CollectRequest(sources=("files",), paths=[path]))
 
 
 def start(workspace: Workspace, name: str, preset: str, settings: list[str]) -> Job:

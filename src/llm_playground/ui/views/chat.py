@@ -74,7 +74,7 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
                 meta = _outcome(generation, parts, time.perf_counter() - start, model.info.name)
                 if parts:
                     store.add(conversation_id, "assistant", meta.pop("text"), meta, model=model.info.name,
-                              system=system or None)
+                              system=system or "")  # "" records "no system prompt"; None leaves it
         st.caption(_stats(meta))
 
 
@@ -98,7 +98,7 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
                     "seed": params.seed, "model": remote.label}
             if parts:
                 store.add(conversation_id, "assistant", "".join(parts).strip(), meta, model=remote.label,
-                          system=system or None)
+                          system=system or "")
     st.caption(_stats(meta))
 
 

@@ -27,11 +27,13 @@ def status_table(workspace: Workspace) -> pd.DataFrame:
 
 def _start(workspace: Workspace) -> None:
     try:
+        text = None
         if st.session_state.get("train_source") == UPLOADED:
             upload = st.session_state.get("train_upload")
             if upload is None:
                 raise InputError("no file uploaded", "upload a UTF-8 text file, or train on the bundled corpus")
-            jobs.replace_corpus(workspace, upload.getvalue().decode("utf-8", errors="replace"))
+            text = upload.getvalue().decode("utf-8", errors="replace")
+        jobs.use_corpus(workspace, text)
         settings = [line.strip() for line in st.session_state.get("train_settings", "").splitlines() if line.strip()]
         if st.session_state.get("train_max_iters"):
             settings.append(f"max_iters={int(st.session_state['train_max_iters'])}")
@@ -50,7 +52,8 @@ def start_form(workspace: Workspace) -> None:
                          help="tiny: 2 CPU cores, minutes; small and gpt2-124m want a GPU")
         right.number_input("Iterations", min_value=1, value=None, step=100, key="train_max_iters",
                            placeholder="the preset's")
-        st.radio("Train on", [BUNDLED, UPLOADED], key="train_source", horizontal=True)
+        st.radio("Train on", [BUNDLED, UPLOADED], key="train_source", horizontal=True,
+                 help="either one replaces data/raw/corpus.txt when it holds another text")
         st.file_uploader("Text file (replaces data/raw/corpus.txt; the tokenizer and prepared data are rebuilt)",
                          type=["txt", "md"], key="train_upload")
         st.text_area("More settings, one key=value a line (as `llmp train --set`)", key="train_settings",

@@ -1,8 +1,9 @@
 """Request → function call, decoded under a grammar built from the definitions, then validated.
 
-1. the prompt: chat template + function list + worked examples (prompt.py);
-2. which function: each candidate name scored by likelihood after `{"name":"` (a 135M model's first
-   differing token is a poor judge; the whole name is a better one);
+1. the prompt: chat template + instructions + the function list (prompt.py);
+2. which function: the candidates ranked by likelihood (selection.py: how likely the request makes each
+   function's description and the reverse, plus the rare words they share), not by the model's first
+   differing name token, a poor judge in a 135M model;
 3. the arguments: decoded by the one generation loop under an llguidance grammar that allows only the
    chosen function's arguments with their declared types, so the JSON is valid by construction, with the
    LoRA adapter merged into the weights when there is one (adapter.py; the ranking keeps the plain model);
@@ -107,7 +108,6 @@ def choice_probabilities(scores: dict[str, float]) -> dict[str, float]:
 def call_functions(model: LanguageModel, messages: Sequence[Message], functions: Sequence[FunctionSpec], *,
                    tool_choice: str | dict[str, Any] = "required", parallel: bool = False,
                    allow_none: bool = False, params: SamplingParams | None = None,
-                   examples: Sequence[tuple[str, str]] = (), choose: bool = True,
                    context: CallContext | None = None, adapter: str | Path | None = DEFAULT_ADAPTER
                    ) -> CallOutcome:
     """Decode the call(s) a conversation asks for. `tool_choice` is "required", "auto" (a call or none)
@@ -135,7 +135,7 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     candidates, allow_none = _candidates(functions, tool_choice, allow_none)
     stats = CallStats()
     probs: dict[str, float] = {}
-    if choose and not parallel and len(candidates) > 1:
+    if not parallel and len(candidates) > 1:
         ranking = context if context is not None and context.functions == candidates else CallContext.shared(
             model, candidates)
         probs = choice_probabilities(ranking.ranker().scores(request))
@@ -144,13 +144,13 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
         stats.choose_ms = (time.perf_counter() - start) * 1000
     # Only the chosen function is shown while its arguments are decoded: the model then copies values
     # from the request instead of from other functions' names.
-    prompt_ids = model.tokenizer.encode(call_prompt(model.tokenizer, messages, candidates, examples))
+    prompt_ids = model.tokenizer.encode(call_prompt(model.tokenizer, messages, candidates))
     stats.prompt_tokens = len(prompt_ids)
     schema = call_schema(candidates, parallel, allow_none)
     constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
     owner = context if context is not None and context.model is call_model else CallContext.shared(call_model,
                                                                                                    functions)
-    prefix = owner.prompt_cache(candidates, examples)
+    prefix = owner.prompt_cache(candidates)
     generation = generate(call_model, prompt_ids, params.updated(n=1), constraint, prompt_cache=prefix)
     events = list(generation)
     result = generation.results[0]
@@ -197,13 +197,12 @@ class CallContext:
             self._ranker = FunctionRanker(self.model, self.functions)
         return self._ranker
 
-    def prompt_cache(self, functions: Sequence[FunctionSpec], examples: Sequence[tuple[str, str]]
-                     ) -> PromptCache | None:
-        key = (tuple(f.name for f in functions), tuple(examples))
+    def prompt_cache(self, functions: Sequence[FunctionSpec]) -> PromptCache | None:
+        key = tuple(f.name for f in functions)
         if key not in self._prefixes:
             # The prefix any request shares: where two renders with different requests stop agreeing.
             encode, tokenizer = self.model.tokenizer.encode, self.model.tokenizer
-            first, second = (encode(call_prompt(tokenizer, [{"role": "user", "content": text}], functions, examples))
+            first, second = (encode(call_prompt(tokenizer, [{"role": "user", "content": text}], functions))
                              for text in ("A", "Z"))
             shared = next((i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b), 0)
             self._prefixes[key] = PromptCache(self.model, first[:shared]) if shared > 8 else None

@@ -143,8 +143,6 @@ class GrammarConstraint:
     def is_finished(self) -> bool:
         return self.matcher.is_stopped()
 
-    def is_accepting(self) -> bool:
-        return self.matcher.is_accepting()
 
 
 def json_schema_constraint(tokenizer: Tokenizer, schema: dict[str, Any], vocab_size: int | None = None

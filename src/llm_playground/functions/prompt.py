@@ -1,14 +1,12 @@
-"""The prompt a function call is decoded from: the chat template, the function list, worked examples.
+"""The prompt a function call is decoded from: the chat template, the instructions, the function list.
 
-A 135M model follows a pattern far better than an instruction, so besides the list of functions the
-system prompt can show worked examples (request → call). Examples come from the definitions
-themselves (an optional `examples` list per function, see `examples.py` for the built-in ones).
+Worked examples (request → call) in the prompt were measured and dropped: the 135M model copied the
+examples' values instead of the request's. Teaching it the format is the adapter's job (adapter.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,30 +35,12 @@ def system_prompt(functions: Sequence[FunctionSpec], extra: str | None = None) -
     return "\n".join(parts)
 
 
-def call_messages(messages: Sequence[Message], functions: Sequence[FunctionSpec],
-                  examples: Sequence[tuple[str, str]] = ()) -> list[Message]:
-    """The conversation with our system prompt first (a user's own system prompt is kept in it), then the
-    worked examples as earlier turns, the most similar to the request last (small models copy the
-    nearest pattern)."""
+def call_messages(messages: Sequence[Message], functions: Sequence[FunctionSpec]) -> list[Message]:
+    """The conversation with our system prompt first (a user's own system prompt is kept in it)."""
     user_system = "\n".join(m["content"] for m in messages if m["role"] == "system")
     rest = [m for m in messages if m["role"] != "system"]
-    request = next((m["content"] for m in reversed(rest) if m["role"] == "user"), "")
-    shots: list[Message] = []
-    for example_request, call in sorted(examples, key=lambda e: similarity(e[0], request)):
-        shots += [{"role": "user", "content": example_request}, {"role": "assistant", "content": call}]
-    return [{"role": "system", "content": system_prompt(functions, user_system or None)}, *shots, *rest]
+    return [{"role": "system", "content": system_prompt(functions, user_system or None)}, *rest]
 
 
-def _words(text: str) -> set[str]:
-    return {w[:5] for w in re.findall(r"[a-z]+", text.lower()) if len(w) > 2}
-
-
-def similarity(a: str, b: str) -> float:
-    """Shared word stems (Jaccard): cheap, and enough to put the nearest example last."""
-    wa, wb = _words(a), _words(b)
-    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
-
-
-def call_prompt(tokenizer: Tokenizer, messages: Sequence[Message], functions: Sequence[FunctionSpec],
-                examples: Sequence[tuple[str, str]] = ()) -> str:
-    return render(tokenizer, call_messages(messages, functions, examples))
+def call_prompt(tokenizer: Tokenizer, messages: Sequence[Message], functions: Sequence[FunctionSpec]) -> str:
+    return render(tokenizer, call_messages(messages, functions))

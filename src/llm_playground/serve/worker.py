@@ -56,11 +56,6 @@ class Job:
             else:
                 raise value
 
-    async def wait(self) -> Any:
-        async for _ in self.stream():
-            pass
-        return self.result
-
     @property
     def queue_ms(self) -> float:
         return ((self.started or time.perf_counter()) - self.enqueued) * 1000

@@ -108,16 +108,6 @@ def model() -> SharedModel:
         return _load(spec, dtype)
 
 
-def require_model() -> SharedModel:
-    """The model, or an error on the page and the rest of the page skipped."""
-    try:
-        return model()
-    except PlaygroundError as exc:
-        show_error(exc)
-        st.stop()
-        raise  # unreachable: st.stop() raises
-
-
 def trained_runs() -> list[Path]:
     """Runs of the workspace with a complete checkpoint: they can be loaded like any model."""
     from llm_playground.model.gpt_model import checkpoint_for, is_run_directory

@@ -95,10 +95,6 @@ def number(rng: random.Random, low: int = 1, high: int = 999, decimals: float = 
             return value
 
 
-def show(value: int | float) -> str:
-    return str(value)
-
-
 def quote(rng: random.Random, text: str) -> str:
     mark = rng.choice(("'", "'", '"')) if "'" not in text else '"'
     return f"{mark}{text}{mark}"

@@ -13,7 +13,7 @@ from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, with_model_o
 from llm_playground.errors import InputError
 
 out = Console(highlight=False, soft_wrap=True)
-eval_app = typer.Typer(help="Measure a model: perplexity on a text or file.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure models and outputs: perplexity, function-call accuracy.", no_args_is_help=True)
 
 
 def _read(text: str | None, file: Path | None) -> str:
@@ -59,9 +59,6 @@ def perplexity_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `perplexity` to the `eval` group (other commands, e.g. `eval calls`, live in it too)."""
-    for group in app.registered_groups:
-        if group.name == "eval" and group.typer_instance is not None:
-            group.typer_instance.command("perplexity")(perplexity_command)
-            return
+    """`llmp eval`: the one group; other modules add their commands to `eval_app` (e.g. `eval calls`)."""
+    eval_app.command("perplexity")(perplexity_command)
     app.add_typer(eval_app, name="eval")

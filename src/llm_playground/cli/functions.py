@@ -106,10 +106,6 @@ def call_command(
               f"{summary['mask_ms_per_step']} ms mask per token")
 
 
-eval_app = typer.Typer(help="Evaluate models and outputs.", no_args_is_help=True)
-
-
-@eval_app.command("calls")
 def eval_calls_command(
     results: Annotated[Opt[Path], typer.Option(help="results of `llmp call` [default: "
                                                     "data/output/function_calling_results.json]")] = None,
@@ -136,5 +132,7 @@ def eval_calls_command(
 
 
 def register(app: typer.Typer) -> None:
+    from llm_playground.cli.evaluate import eval_app
+
     app.command("call")(call_command)
-    app.add_typer(eval_app, name="eval")
+    eval_app.command("calls")(eval_calls_command)

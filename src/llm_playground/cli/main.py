@@ -32,7 +32,7 @@ def _register() -> None:
     build.register(app)
     explore.register(app)
     functions.register(app)
-    evaluate.register(app)  # after functions: `llmp eval` is one group, whoever creates it first
+    evaluate.register(app)
     generate.register(app)
     models.register(app)
     serve.register(app)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llm_playground.data.prepared import load_prepared, read_json_object, read_meta
+from llm_playground.data.prepared import load_prepared, read_json_object
 from llm_playground.errors import PlaygroundError
 from llm_playground.workspace import Workspace
 
@@ -97,18 +97,18 @@ def _tokenizer(ws: Workspace) -> Stage:
         details = f"vocab {SentencePieceTokenizer(path).vocab_size}"
     except PlaygroundError as exc:
         return Stage("tokenizer", "tokenizer", STALE, ws.relative(path), command, *_file_facts(path), exc.message)
+    state = READY
     if ws.corpus_path.is_file() and ws.corpus_path.stat().st_mtime > path.stat().st_mtime:
-        details += " (trained before the current corpus)"
-    return Stage("tokenizer", "tokenizer", READY, ws.relative(path), command, *_file_facts(path), details)
+        state, details = STALE, details + " (trained before the current corpus)"
+    return Stage("tokenizer", "tokenizer", state, ws.relative(path), command, *_file_facts(path), details)
 
 
 def _processed(ws: Workspace) -> Stage:
     rel, command = ws.relative(ws.processed_dir), "llmp data prepare"
+    if not ws.meta_path.is_file():
+        return Stage("processed", "processed data", MISSING, rel, command)
     try:
-        meta = read_meta(ws)
-        if meta is None:
-            return Stage("processed", "processed data", MISSING, rel, command)
-        load_prepared(ws)  # checks the .bin sizes and that tokenizer and corpus are still the same
+        meta = load_prepared(ws).meta  # checks the .bin sizes and that tokenizer and corpus are still the same
     except PlaygroundError as exc:
         facts = _file_facts(ws.meta_path) if ws.meta_path.is_file() else (None, None)
         return Stage("processed", "processed data", STALE, rel, command, *facts, details=exc.message)

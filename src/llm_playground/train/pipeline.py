@@ -11,18 +11,15 @@ DEFAULT_VOCAB = 4096
 
 
 def missing_data_stages(workspace: Workspace) -> list[str]:
-    """The data stages to run: those without output, those whose output is older than its input (a
-    tokenizer trained before the current corpus), and every one after them."""
+    """The data stages to run: those whose output is missing or stale (`llmp status` says which and why,
+    e.g. a tokenizer trained before the current corpus), and every one after them."""
     from llm_playground.data.status import pipeline_status
 
-    missing = []
-    corpus, tokenizer = workspace.corpus_path, workspace.tokenizer_path
-    if not corpus.is_file():
-        missing.append("collect")
-    if missing or not tokenizer.is_file() or tokenizer.stat().st_mtime < corpus.stat().st_mtime:
-        missing.append("tokenizer")
-    if missing or not next(s for s in pipeline_status(workspace).stages if s.key == "processed").ready:
-        missing.append("prepare")  # missing, or made from another tokenizer or corpus (data.status says which)
+    ready = {stage.key: stage.ready for stage in pipeline_status(workspace).stages}
+    missing: list[str] = []
+    for stage, key in (("collect", "corpus"), ("tokenizer", "tokenizer"), ("prepare", "processed")):
+        if missing or not ready[key]:
+            missing.append(stage)
     return missing
 
 

@@ -1,6 +1,6 @@
 """The training loop: AdamW, warmup + cosine schedule, gradient accumulation and clipping, bf16 autocast
-on CUDA, optional `torch.compile`, DDP, evaluation with samples, checkpoints, metrics, and Ctrl-C that
-saves before it exits.
+where the hardware computes bf16 natively, optional `torch.compile`, DDP, evaluation with samples,
+checkpoints, metrics, and Ctrl-C that saves before it exits.
 """
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ class Trainer:
 
     def _setup(self) -> None:
         c = self.config
-        if c.device != "cuda" and not torch.cuda.is_available():
+        kind = resolve_device(c).type  # first: a missing GPU is a one-line error before any process group
+        if kind == "cpu":
             configure_threads(c.threads)
-        self.env = ddp.setup("cuda" if c.device == "cuda" or (c.device == "auto" and torch.cuda.is_available())
-                             else "cpu")
+        self.env = ddp.setup(kind)
         self.device = resolve_device(c, self.env.local_rank)
         self.autocast = autocast_for(c, self.device)
         prepared = load_prepared(self.workspace)

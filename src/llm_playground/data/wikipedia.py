@@ -8,7 +8,6 @@ The API returns one full-page extract per request, hence one request per page.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import logging
 import os
@@ -24,11 +23,14 @@ import httpx
 from llm_playground.data.clean import Document
 from llm_playground.data.sources import Progress, Skipped
 from llm_playground.errors import InputError, InvalidParameter
+from llm_playground.retry import send_with_retries
 from llm_playground.workspace import atomic_write_text
 
 DEFAULT_API = "https://{lang}.wikipedia.org/w/api.php"
 USER_AGENT = "llm-playground/0.1 (+https://github.com/llm-playground/llm-playground; educational corpus builder)"
 MAX_RETRY_AFTER_S = 120.0
+# Too many requests, and any server error: worth another try after a wait.
+WIKIPEDIA_RETRY_STATUSES = frozenset({429, *range(500, 600)})
 _BATCH = 500  # the API's largest list size for ordinary clients
 log = logging.getLogger(__name__)
 
@@ -108,24 +110,22 @@ class WikipediaClient:
 
     def query(self, params: dict[str, Any]) -> dict:
         params = {"action": "query", "format": "json", "formatversion": 2, **params}
-        for attempt in range(self.retries + 1):
+
+        def send() -> httpx.Response:
             self._wait_turn()
-            try:
-                response = self._http.get(self.url, params=params)
-            except httpx.TransportError as exc:  # timeouts, refused connections: worth another try
-                failure, wait = f"{type(exc).__name__}: {exc}", self.backoff_s * 2**attempt
-            else:
-                if response.status_code == 429 or response.status_code >= 500:
-                    failure = f"HTTP {response.status_code}"
-                    wait = _retry_after(response) or self.backoff_s * 2**attempt
-                else:
-                    return self._json(response)
-            if attempt < self.retries:
-                log.warning("Wikipedia API: %s; retrying in %.1f s (%d of %d)", failure, wait, attempt + 1,
-                            self.retries)
-                self.sleep(wait)
-        raise InputError(f"the Wikipedia API at {self.url} kept failing ({failure}) after {self.retries} retries",
-                         "try again later, or lower --rate-limit")
+            return self._http.get(self.url, params=params)
+
+        failing = f"the Wikipedia API at {self.url} kept failing"
+        fix = "try again later, or lower --rate-limit"
+        try:
+            response = send_with_retries(send, retries=self.retries, backoff_s=self.backoff_s, what="Wikipedia API",
+                                         statuses=WIKIPEDIA_RETRY_STATUSES, max_retry_after_s=MAX_RETRY_AFTER_S,
+                                         sleep=self.sleep)
+        except httpx.TransportError as exc:
+            raise InputError(f"{failing} ({type(exc).__name__}: {exc}) after {self.retries} retries", fix) from None
+        if response.status_code in WIKIPEDIA_RETRY_STATUSES:
+            raise InputError(f"{failing} (HTTP {response.status_code}) after {self.retries} retries", fix)
+        return self._json(response)
 
     def _wait_turn(self) -> None:
         wait = self._last_request + self.interval_s - time.monotonic()
@@ -145,21 +145,6 @@ class WikipediaClient:
             raise InputError(f"the Wikipedia API refused the request: {error.get('code')}: {error.get('info')}",
                              "check the titles, category or language")
         return data
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (a number or an HTTP date), capped."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 # --- pages on disk --------------------------------------------------------------------------------------------

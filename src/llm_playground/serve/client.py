@@ -19,8 +19,8 @@ import httpx
 
 from llm_playground.errors import ProviderError
 from llm_playground.generate.params import SamplingParams
+from llm_playground.retry import send_with_retries
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_S = 30.0
 
 
@@ -138,25 +138,19 @@ class ProviderClient:
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The streamed response, after retries (the caller closes it); refusals become `ProviderError`."""
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
-            try:
-                response = self._http.send(self._http.build_request(method, path, **kwargs), stream=True)
-            except httpx.TransportError as exc:
-                if last:
-                    raise ProviderError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}",
-                                        "is the server running, and is the URL right?") from exc
-                time.sleep(self.backoff_s * 2 ** attempt)
-                continue
-            if response.status_code < 400:
-                return response
-            response.read()
-            response.close()
-            if response.status_code in RETRY_STATUSES and not last:
-                time.sleep(_retry_after(response) or self.backoff_s * 2 ** attempt)
-                continue
-            raise _refusal(self.base_url, response)
-        raise AssertionError("unreachable")
+        try:
+            response = send_with_retries(
+                lambda: self._http.send(self._http.build_request(method, path, **kwargs), stream=True),
+                retries=self.max_retries, backoff_s=self.backoff_s, what=self.base_url,
+                max_retry_after_s=_MAX_RETRY_AFTER_S)
+        except httpx.TransportError as exc:
+            raise ProviderError(f"cannot reach {self.base_url}: {exc or type(exc).__name__}",
+                                "is the server running, and is the URL right?") from exc
+        if response.status_code < 400:
+            return response
+        response.read()
+        response.close()
+        raise _refusal(self.base_url, response)
 
 
 def normalize_base_url(url: str) -> str:
@@ -166,13 +160,6 @@ def normalize_base_url(url: str) -> str:
         raise ProviderError(f"{url!r} is not an http(s) URL", "e.g. --provider http://127.0.0.1:11434/v1")
     path = parts.path.rstrip("/")
     return f"{parts.scheme}://{parts.netloc}{path or '/v1'}"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return min(float(response.headers.get("retry-after", "")), _MAX_RETRY_AFTER_S)
-    except ValueError:
-        return None
 
 
 def _error_message(body: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from llm_playground.errors import InvalidParameter, PlaygroundError
+from llm_playground.errors import ContextOverflow, InvalidParameter, PlaygroundError
 
 
 class ApiError(PlaygroundError):
@@ -34,7 +34,7 @@ def api_error(exc: PlaygroundError) -> ApiError:
     if isinstance(exc, InvalidParameter):  # its fix names CLI options; the message names the field
         param = exc.message.split(":", 1)[0] if ":" in exc.message else None
         return ApiError(400, exc.message, param=param)
-    code = "context_length_exceeded" if type(exc).__name__ == "ContextOverflow" else None
+    code = "context_length_exceeded" if isinstance(exc, ContextOverflow) else None
     return ApiError(400, str(exc), code=code)
 
 

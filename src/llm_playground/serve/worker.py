@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_playground.errors import PlaygroundError
 from llm_playground.model.base import LanguageModel
 from llm_playground.serve.batching import BatchingModel, supports_batching
 from llm_playground.serve.protocol import ApiError
@@ -112,7 +113,7 @@ class ModelWorker:
                         result = job.work(lambda item, job=job: job._send("item", item), job.cancelled)
                     job._send("done", result)
             except BaseException as exc:  # the error belongs to the request, not to the worker
-                if not isinstance(exc, ApiError | asyncio.CancelledError) and not hasattr(exc, "fix"):
+                if not isinstance(exc, PlaygroundError | asyncio.CancelledError):  # ApiError is one too
                     log.exception("request failed in model worker %s", self.name)
                 job._send("error", exc)
             finally:

@@ -164,3 +164,22 @@ def test_a_failing_tool_is_a_result_and_the_step_limit_ends_a_run(smollm2, tmp_p
     assert step.error == "RuntimeError: the clock battery is flat" and step.result.startswith("error:")
     with pytest.raises(InputError, match="max-steps"):
         Agent(smollm2, [clock], max_steps=0)
+
+
+@pytest.mark.slow
+def test_kb_search_tool_reads_the_workspace_knowledge_base(tmp_path):
+    from llm_playground.agent.kb import kb_tool
+    from llm_playground.knowledge import open_kb
+    from llm_playground.workspace import Workspace
+
+    workspace = Workspace(tmp_path)
+    with pytest.raises(InputError, match="no knowledge base"):
+        kb_tool(workspace)
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Lighthouse\n\nThe Varden lighthouse was built in 1871 from granite blocks.\n\n"
+                     "# Bakery\n\nThe bakery on Mill Street sells rye bread every morning.\n")
+    open_kb(workspace).add([notes])
+    tool = kb_tool(workspace)
+    assert tool.name == "kb_search" and tool.spec.required == ["query"]
+    result = run_tool(tool, {"query": "When was the lighthouse built?"})
+    assert result.error is None and result.text.startswith("[1] notes.md: ") and "1871" in result.text

@@ -42,13 +42,17 @@ class AgentRun:
         return [s for s in self.steps if s.kind == "call"]
 
 
+def check_options(max_steps: int, answer: str) -> None:
+    if max_steps < 1:
+        raise InputError(f"--max-steps must be at least 1, got {max_steps}", "use --max-steps 6")
+    if answer not in MODES:
+        raise InputError(f"unknown answer mode {answer!r}", f"use one of: {', '.join(MODES)}")
+
+
 class Agent:
     def __init__(self, model: LanguageModel, tools: Sequence[Tool], *, max_steps: int = DEFAULT_MAX_STEPS,
                  answer: str = "model", store: RunStore | None = None, model_name: str | None = None) -> None:
-        if max_steps < 1:
-            raise InputError(f"--max-steps must be at least 1, got {max_steps}", "use --max-steps 6")
-        if answer not in MODES:
-            raise InputError(f"unknown answer mode {answer!r}", f"use one of: {', '.join(MODES)}")
+        check_options(max_steps, answer)
         self.model, self.tools = model, {tool.name: tool for tool in tools}
         self.max_steps, self.answer_mode, self.store = max_steps, answer, store
         self.model_name = model_name or model.info.name

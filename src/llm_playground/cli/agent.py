@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from llm_playground.agent import Agent, AgentRun, RunRecord, RunStore, StepRecord, select_tools
-from llm_playground.agent.loop import DEFAULT_MAX_STEPS
+from llm_playground.agent.loop import DEFAULT_MAX_STEPS, check_options
 from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, with_model_options
 from llm_playground.errors import InputError
 from llm_playground.workspace import Workspace
@@ -67,6 +67,7 @@ def agent_command(
     json_output: Annotated[bool, typer.Option("--json", help="print the run as JSON")] = False,
 ) -> None:
     """Run a tool-using agent: each step calls one tool (grammar-decoded) or answers; every step is recorded."""
+    check_options(max_steps, answer)  # before the model loads: bad input fails at once
     names, modules = _tool_sources(tools or ["builtin"])
     selected = select_tools(names, modules, extra=_kb_tools(kb))
     store = RunStore(Workspace.current().agent_db)

@@ -27,6 +27,7 @@ from llm_playground.serve.protocol import (
     CompletionRequest,
     api_error,
     decode_body,
+    sniff_model,
     validate_request,
 )
 from llm_playground.serve.requestlog import RequestLog
@@ -164,6 +165,7 @@ async def _complete(request: Request, state: ServerState, kind: str) -> Response
     try:
         state.authorize(request)
         raw = await state.read_body(request)
+        tracker.model = sniff_model(raw)
         tracker.requested(decode_body(raw))  # logged as asked, even if refused below
         body: ChatRequest | CompletionRequest = validate_request(
             ChatRequest if kind == "chat" else CompletionRequest, tracker.body)

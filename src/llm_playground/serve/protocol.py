@@ -302,6 +302,15 @@ def _lone_surrogate(value: Any, path: str = "") -> str | None:
     return None
 
 
+_MODEL_FIELD = re.compile(rb'"model"\s*:\s*"([A-Za-z0-9._:/-]{1,200})"')
+
+
+def sniff_model(raw: bytes) -> str:
+    """The model a body that does not parse asks for, if it says so plainly: its refusal is counted there."""
+    match = _MODEL_FIELD.search(raw[:4096])
+    return match.group(1).decode() if match else ""
+
+
 def decode_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object: deep nesting refused before parsing, NaN and Infinity while parsing."""
     _check_depth(raw)

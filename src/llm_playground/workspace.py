@@ -96,6 +96,11 @@ class Workspace:
         return self.runs_dir / name
 
     @property
+    def kb_db(self) -> Path:
+        """The knowledge base (`llmp kb`): files, chunks, vectors and the full-text index (SQLite)."""
+        return self.root / "knowledge.sqlite3"
+
+    @property
     def conversations_db(self) -> Path:
         """The web app's chat history (SQLite)."""
         return self.root / "conversations.sqlite3"

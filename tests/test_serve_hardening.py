@@ -305,7 +305,8 @@ def test_concurrent_bad_and_good_requests_keep_the_server_up(http):
     results: list[int] = []
 
     def bad() -> None:
-        results.append(httpx.post(f"{str(http.base_url).rstrip('/')}/v1/chat/completions", content=b'{"model": [').status_code)
+        url = f"{str(http.base_url).rstrip('/')}/v1/chat/completions"
+        results.append(httpx.post(url, content=b'{"model": [').status_code)
 
     threads = [threading.Thread(target=bad) for _ in range(4)]
     for thread in threads:

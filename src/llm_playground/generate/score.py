@@ -90,6 +90,6 @@ def prompt_token_logprobs(model: LanguageModel, ids: Sequence[int], top: int = 0
         rows = [model.forward([token], cache) for token in ids[:-1]]
     for row, token in zip(rows, ids[1:], strict=True):
         logprobs = _log_softmax(np.asarray(row))
-        best = np.argsort(-logprobs)[:top] if top else []
+        best = [int(t) for t in np.argsort(-logprobs)[:top]] if top else []
         scored.append((float(logprobs[token]), [(int(t), float(logprobs[t])) for t in best]))
     return scored

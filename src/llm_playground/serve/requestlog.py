@@ -105,7 +105,7 @@ class RequestLog:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.isolation_level = None  # migrate runs its own transactions
                 migrate(db, MIGRATIONS, label=f"the request log {self.path}")
-                db.isolation_level = ""
+                db.isolation_level = "DEFERRED"  # back to implicit transactions
             except sqlite3.DatabaseError as exc:
                 raise InputError(f"cannot open the request log {self.path}: {exc}",
                                  "move the file away; a new log is created on the next request") from exc
@@ -134,7 +134,7 @@ class RequestLog:
         """The newest records first; `search` matches the messages, output, model or parameters."""
         if not self.path.exists():
             return []
-        sql, args = "SELECT * FROM requests", []
+        sql, args = "SELECT * FROM requests", list[Any]()
         if search:
             sql += " WHERE " + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("messages", "output", "model", "params"))
             args = [_like(search)] * 4

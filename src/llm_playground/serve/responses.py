@@ -48,7 +48,7 @@ class TokenLogprob:
     top: list[tuple[str, float]]
 
     def chat(self) -> dict[str, Any]:
-        def entry(token: str, logprob: float) -> dict[str, Any]:
+        def entry(token: str, logprob: float | None) -> dict[str, Any]:
             return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
 
         return {**entry(self.token, self.logprob), "top_logprobs": [entry(t, lp) for t, lp in self.top]}

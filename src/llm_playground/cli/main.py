@@ -41,6 +41,10 @@ def _register() -> None:
     tune.register(app)
     ui.register(app)
 
+    from llm_playground.cli import knowledge
+
+    knowledge.register(app)
+
 
 def main() -> None:
     _register()

@@ -140,6 +140,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    inv_freq: torch.Tensor  # a buffer (rotary frequencies), declared for the type checker
+
     def __init__(self, c: GPTConfig) -> None:
         super().__init__()
         self.config = c

@@ -174,6 +174,8 @@ class _Block(nn.Module):
 
 
 class LlamaNet(nn.Module):
+    inv_freq: torch.Tensor  # a buffer (rotary frequencies), declared for the type checker
+
     def __init__(self, c: LlamaConfig) -> None:
         super().__init__()
         self.c = c

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_playground.generate import Generation, SamplingParams
-from llm_playground.generate.prompt import render
+from llm_playground.generate.chat import chat_turn
 from llm_playground.model.base import LanguageModel
 from llm_playground.serve.protocol import ApiError, ChatRequest, CompletionRequest, plain_messages
 from llm_playground.serve.worker import Emit
@@ -61,7 +61,7 @@ def plan_chat(request: ChatRequest, model: LanguageModel) -> Plan:
     if isinstance(request.tool_choice, dict) or request.tool_choice == "required":
         raise ApiError(400, "tool_choice names a tool but no tools were given", param="tool_choice")
     constraint = _response_constraint(request, model, params)
-    ids = model.tokenizer.encode(render(model.tokenizer, messages))
+    ids = chat_turn(model.tokenizer, messages).ids
     return Plan(params, [Generation(model, ids, params, constraint, alternatives=top or 0)], top_logprobs=top)
 
 
@@ -111,7 +111,7 @@ def _tool_call(request: ChatRequest, model: LanguageModel, messages: list[dict[s
     # OpenAI defaults to parallel calls; here one call is the default, because the single-call pipeline
     # first picks the function by likelihood, which the small models need (see the README).
     parallel = bool(request.parallel_tool_calls)
-    chat_ids = model.tokenizer.encode(render(model.tokenizer, messages))
+    chat_ids = chat_turn(model.tokenizer, messages).ids
 
     def run(cancelled: threading.Event) -> Any:
         outcome = call_functions(model, messages, functions, tool_choice=choice, parallel=parallel, params=params)

@@ -141,12 +141,19 @@ def _generate(model: LanguageModel, question: str, retrieved: list[Hit], params:
     text = generation.results[0].text.strip()
     if not text or _REFUSALS.search(text):
         return Answer(question, NOT_FOUND, True, [], retrieved, sources, reason="model")
-    cited = [int(n) for n in _CITATION.findall(text)]
-    invalid = sorted({n for n in cited if not 1 <= n <= len(sources)})
-    if invalid:  # a citation of a source that was never given is removed, not shown
-        text = _CITATION.sub(lambda m: m.group(0) if 1 <= int(m.group(1)) <= len(sources) else "", text).strip()
-    citations = [Citation(n, sources[n - 1]) for n in dict.fromkeys(cited) if 1 <= n <= len(sources)]
+    text, cited, invalid = check_citations(text, len(sources))
+    citations = [Citation(n, sources[n - 1]) for n in cited]
     return Answer(question, text, False, citations, retrieved, sources, invalid_citations=invalid)
+
+
+def check_citations(text: str, sources: int) -> tuple[str, list[int], list[int]]:
+    """(text without citations of sources that were never given, the valid ones in order, the invalid ones)."""
+    found = [int(n) for n in _CITATION.findall(text)]
+    valid = [n for n in dict.fromkeys(found) if 1 <= n <= sources]
+    invalid = sorted({n for n in found if not 1 <= n <= sources})
+    if invalid:
+        text = re.sub(r" ?\[(\d+)\]", lambda m: m.group(0) if 1 <= int(m.group(1)) <= sources else "", text)
+    return text.strip(), valid, invalid
 
 
 def attribute(kb: KnowledgeBase, answer: Answer, threshold: float = ABSTAIN_BELOW) -> Answer:

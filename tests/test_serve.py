@@ -103,8 +103,9 @@ def test_engine_parameters_beyond_openai_are_accepted(client):
                                             temperature=0, max_tokens=12).choices[0].message.content
     assert answer(top_k=1) == greedy and answer(min_p=1.0) == greedy
     assert answer(repetition_penalty=1.3)
+    assert answer(top_k=-1)  # vLLM's "off"
     with pytest.raises(openai.BadRequestError):
-        answer(top_k=-1)
+        answer(top_k=-2)
 
 
 def test_logprobs_with_alternatives(client):

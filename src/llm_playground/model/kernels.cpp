@@ -10,10 +10,11 @@
 // matmul, so each group's dot product is integer (_mm256_maddubs_epi16 + _mm256_madd_epi16) and one float
 // FMA per group applies both scales.
 //
-//   int8 group:  w_i = dw * qw_i (qw in [-127, 127])      x_i ~ dx * qx_i
-//                sum_i w_i x_i = dw * dx * sum_i qw_i qx_i
-//   int4 group:  w_i = dw * qw_i + mw (qw in [0, 15])
+//   int8 group:  w_i = dw * qw_i + mw (qw in [-120, 120], mw the group's midpoint)     x_i ~ dx * qx_i
+//   int4 group:  w_i = dw * qw_i + mw (qw in [0, 15], mw the group's minimum)
 //                sum_i w_i x_i = dw * dx * sum_i qw_i qx_i + mw * (dx * sum_i qx_i)
+// 240 int8 steps rather than 254: a group with 16 levels (a dequantized Q4_1 group, as in the bundled GGUF)
+// lands exactly on the int8 grid (q = 16 * q4 - 120), so int8 reproduces such weights without loss.
 //
 // int4 packing of a group (16 bytes): byte j holds element j in its low nibble and element j + 16 in its
 // high nibble, so one 128-bit load and a shift give the 32 elements in order.
@@ -51,12 +52,9 @@ QMat make_qmat(const torch::Tensor& data, const torch::Tensor& scale, const torc
   m.in = m.int4 ? data.size(1) * 2 : data.size(1);
   TORCH_CHECK(m.in % QK == 0, "quantized matrices need an input size divisible by 32");
   TORCH_CHECK(scale.size(0) == m.out && scale.size(1) == m.in / QK, "scale shape does not match the data");
-  if (m.int4) {
-    TORCH_CHECK(min.defined() && min.numel() == scale.numel(), "int4 needs minimums");
-    m.min = min.contiguous().to(torch::kFloat32);
-  } else {
-    TORCH_CHECK(data.scalar_type() == torch::kInt8, "quantized data must be int8 or uint8 (packed int4)");
-  }
+  TORCH_CHECK(m.int4 || data.scalar_type() == torch::kInt8, "quantized data must be int8 or uint8 (packed int4)");
+  TORCH_CHECK(min.defined() && min.numel() == scale.numel(), "quantized matrices need group offsets");
+  m.min = min.contiguous().to(torch::kFloat32);
   return m;
 }
 
@@ -84,6 +82,25 @@ void quantize_row(const float* x, int64_t n, int8_t* q, float* d, float* s) {
   }
 }
 
+// The same with int16 values (int8 weights take int16 activations: int8 ones cost greedy agreement).
+void quantize_row16(const float* x, int64_t n, int16_t* q, float* d, float* s) {
+  for (int64_t b = 0; b < n / QK; ++b) {
+    const float* xb = x + b * QK;
+    float amax = 0.f;
+    for (int i = 0; i < QK; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float scale = amax / 32767.f;
+    const float inv = scale > 0.f ? 1.f / scale : 0.f;
+    int sum = 0;
+    for (int i = 0; i < QK; ++i) {
+      const int v = static_cast<int>(std::nearbyint(xb[i] * inv));
+      q[b * QK + i] = static_cast<int16_t>(v);
+      sum += v;
+    }
+    d[b] = scale;
+    s[b] = scale * static_cast<float>(sum);
+  }
+}
+
 #ifdef LLMP_AVX2
 inline float hsum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -100,28 +117,27 @@ inline __m256 dot_us(__m256i a, __m256i b) {
 }
 #endif
 
-// dot(row r of W, quantized x) for int8 weights.
-inline float dot_q8(const int8_t* w, const float* dw, const int8_t* x, const float* dx, int64_t groups) {
+// dot(row r of W, quantized x) for int8 weights and int16 activations.
+inline float dot_q8(const int8_t* w, const float* dw, const float* mw, const int16_t* x, const float* dx,
+                    const float* sx, int64_t groups) {
+  float offset = 0.f;
+  for (int64_t b = 0; b < groups; ++b) offset += mw[b] * sx[b];
 #ifdef LLMP_AVX2
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  auto group = [&](int64_t g) {
+    const __m128i* wp = reinterpret_cast<const __m128i*>(w + g * QK);
+    const __m256i* xp = reinterpret_cast<const __m256i*>(x + g * QK);
+    const __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(wp)), _mm256_loadu_si256(xp));
+    const __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(wp + 1)), _mm256_loadu_si256(xp + 1));
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(lo, hi));
+  };
   int64_t b = 0;
   for (; b + 1 < groups; b += 2) {
-    for (int u = 0; u < 2; ++u) {
-      const __m256i vw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + (b + u) * QK));
-      const __m256i vx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + (b + u) * QK));
-      // |w| * (x with w's sign): maddubs wants one unsigned operand.
-      const __m256 p = dot_us(_mm256_sign_epi8(vw, vw), _mm256_sign_epi8(vx, vw));
-      if (u == 0) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[b] * dx[b]), p, acc0);
-      else acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw[b + 1] * dx[b + 1]), p, acc1);
-    }
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[b] * dx[b]), group(b), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw[b + 1] * dx[b + 1]), group(b + 1), acc1);
   }
-  for (; b < groups; ++b) {
-    const __m256i vw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + b * QK));
-    const __m256i vx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * QK));
-    const __m256 p = dot_us(_mm256_sign_epi8(vw, vw), _mm256_sign_epi8(vx, vw));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[b] * dx[b]), p, acc0);
-  }
-  return hsum(_mm256_add_ps(acc0, acc1));
+  for (; b < groups; ++b) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[b] * dx[b]), group(b), acc0);
+  return hsum(_mm256_add_ps(acc0, acc1)) + offset;
 #else
   float total = 0.f;
   for (int64_t b = 0; b < groups; ++b) {
@@ -129,7 +145,7 @@ inline float dot_q8(const int8_t* w, const float* dw, const int8_t* x, const flo
     for (int i = 0; i < QK; ++i) sum += int(w[b * QK + i]) * int(x[b * QK + i]);
     total += dw[b] * dx[b] * float(sum);
   }
-  return total;
+  return total + offset;
 #endif
 }
 
@@ -171,13 +187,15 @@ inline float dot_q4(const uint8_t* w, const float* dw, const float* mw, const in
 // y (rows, out) = x (rows, in) @ W.T [+ bias]; x float32, contiguous. `accumulate` adds into y instead.
 void qmatmul_into(const QMat& m, const float* x, int64_t rows, float* y, const float* bias, bool accumulate) {
   const int64_t groups = m.in / QK;
-  std::vector<int8_t> q(rows * m.in);
+  std::vector<int8_t> q(m.int4 ? rows * m.in : 0);
+  std::vector<int16_t> q16(m.int4 ? 0 : rows * m.in);
   std::vector<float> d(rows * groups), s(rows * groups);
   for (int64_t t = 0; t < rows; ++t) {
-    quantize_row(x + t * m.in, m.in, q.data() + t * m.in, d.data() + t * groups, s.data() + t * groups);
+    if (m.int4) quantize_row(x + t * m.in, m.in, q.data() + t * m.in, d.data() + t * groups, s.data() + t * groups);
+    else quantize_row16(x + t * m.in, m.in, q16.data() + t * m.in, d.data() + t * groups, s.data() + t * groups);
   }
   const float* scale = m.scale.data_ptr<float>();
-  const float* mins = m.int4 ? m.min.data_ptr<float>() : nullptr;
+  const float* mins = m.min.data_ptr<float>();
   const int8_t* w8 = m.int4 ? nullptr : m.data.data_ptr<int8_t>();
   const uint8_t* w4 = m.int4 ? m.data.data_ptr<uint8_t>() : nullptr;
   // Rows of W are split between threads; each W row is read once and stays in L1 across the x rows.
@@ -187,10 +205,11 @@ void qmatmul_into(const QMat& m, const float* x, int64_t rows, float* y, const f
       const float* dw = scale + r * groups;
       const float b = bias ? bias[r] : 0.f;
       for (int64_t t = 0; t < rows; ++t) {
-        const int8_t* xq = q.data() + t * m.in;
         const float* xd = d.data() + t * groups;
-        float v = m.int4 ? dot_q4(w4 + r * m.in / 2, dw, mins + r * groups, xq, xd, s.data() + t * groups, groups)
-                         : dot_q8(w8 + r * m.in, dw, xq, xd, groups);
+        float v = m.int4 ? dot_q4(w4 + r * m.in / 2, dw, mins + r * groups, q.data() + t * m.in, xd,
+                                  s.data() + t * groups, groups)
+                         : dot_q8(w8 + r * m.in, dw, mins + r * groups, q16.data() + t * m.in, xd,
+                                  s.data() + t * groups, groups);
         v += b;
         float* out = y + t * m.out + r;
         *out = accumulate ? *out + v : v;
@@ -202,9 +221,9 @@ void qmatmul_into(const QMat& m, const float* x, int64_t rows, float* y, const f
 void dequantize_row(const QMat& m, int64_t r, float* out) {
   const int64_t groups = m.in / QK;
   const float* dw = m.scale.data_ptr<float>() + r * groups;
+  const float* mw = m.min.data_ptr<float>() + r * groups;
   if (m.int4) {
     const uint8_t* w = m.data.data_ptr<uint8_t>() + r * m.in / 2;
-    const float* mw = m.min.data_ptr<float>() + r * groups;
     for (int64_t b = 0; b < groups; ++b) {
       for (int i = 0; i < QK / 2; ++i) {
         const uint8_t byte = w[b * QK / 2 + i];
@@ -215,7 +234,7 @@ void dequantize_row(const QMat& m, int64_t r, float* out) {
   } else {
     const int8_t* w = m.data.data_ptr<int8_t>() + r * m.in;
     for (int64_t b = 0; b < groups; ++b) {
-      for (int i = 0; i < QK; ++i) out[b * QK + i] = dw[b] * float(w[b * QK + i]);
+      for (int i = 0; i < QK; ++i) out[b * QK + i] = dw[b] * float(w[b * QK + i]) + mw[b];
     }
   }
 }

@@ -23,6 +23,13 @@ from safetensors import safe_open
 from torch import nn
 
 from llm_playground.errors import ModelLoadError
+from llm_playground.model.attention import (
+    RopeTables,
+    apply_rope,
+    attention_with_weights,
+    create_causal_mask,
+    rope_inv_freq,
+)
 from llm_playground.model.base import FullForward, ModelInfo, describe_dtype, full_forward_from_torch
 from llm_playground.model.kvcache import TensorCache
 from llm_playground.model.quant import QuantizedMatrix, QuantLinear, kernels, quantize, quantized_path
@@ -112,8 +119,8 @@ class _Block(nn.Module):
         end = start + length
         h = F.rms_norm(x, (c.hidden_size,), self.input_norm, c.rms_norm_eps)
         q, k, v = self.qkv(h).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
-        q = _rope(q.view(batch, length, c.num_heads, c.head_dim).transpose(1, 2), cos, sin)
-        k = _rope(k.view(batch, length, c.num_kv_heads, c.head_dim).transpose(1, 2), cos, sin)
+        q = apply_rope(q.view(batch, length, c.num_heads, c.head_dim).transpose(1, 2), cos, sin)  # (B, nh, T, hs)
+        k = apply_rope(k.view(batch, length, c.num_kv_heads, c.head_dim).transpose(1, 2), cos, sin)
         v = v.view(batch, length, c.num_kv_heads, c.head_dim).transpose(1, 2)
         if cache is None:  # training: whole sequences, no cache, every op differentiable
             keys, values = k, v
@@ -122,14 +129,11 @@ class _Block(nn.Module):
             cache.v[layer, :, :, start:end] = v
             keys, values = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
         if attention_out is not None:
-            # Introspection: the weights themselves, which the fused SDPA kernels never materialise.
             group = c.num_heads // c.num_kv_heads
             keys, values = keys.repeat_interleave(group, dim=1), values.repeat_interleave(group, dim=1)
-            scores = (q @ keys.transpose(-1, -2)) * c.head_dim ** -0.5
-            scores = scores.masked_fill(~_causal_mask(start, end, x.device), float("-inf"))
-            weights = scores.float().softmax(dim=-1).to(q.dtype)
+            attn, weights = attention_with_weights(q, keys, values)
             attention_out.append(weights)
-            attn = (weights @ values).transpose(1, 2).reshape(batch, length, self.q_size)
+            attn = attn.transpose(1, 2).reshape(batch, length, self.q_size)
         elif length == 1:
             # One query per head: fold each KV group's query heads into the query axis, so K/V are
             # read once and never expanded.
@@ -137,7 +141,7 @@ class _Block(nn.Module):
             q = q.view(batch, c.num_kv_heads, group, c.head_dim)
             attn = F.scaled_dot_product_attention(q, keys, values).reshape(batch, 1, self.q_size)
         else:
-            mask = None if start == 0 else _causal_mask(start, end, x.device)
+            mask = None if start == 0 else create_causal_mask(length, start, x.device)
             attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=start == 0,
                                                   enable_gqa=True)
             attn = attn.transpose(1, 2).reshape(batch, length, self.q_size)
@@ -154,8 +158,8 @@ class _Block(nn.Module):
         batch = x.shape[0]
         h = F.rms_norm(x, (c.hidden_size,), self.input_norm, c.rms_norm_eps)
         q, k, v = self.qkv(h).split((self.q_size, self.kv_size, self.kv_size), dim=-1)
-        q = _rope(q.view(batch, 1, c.num_heads, c.head_dim).transpose(1, 2), cos, sin)
-        k = _rope(k.view(batch, 1, c.num_kv_heads, c.head_dim).transpose(1, 2), cos, sin)
+        q = apply_rope(q.view(batch, 1, c.num_heads, c.head_dim).transpose(1, 2), cos, sin)  # (B, nh, 1, hs)
+        k = apply_rope(k.view(batch, 1, c.num_kv_heads, c.head_dim).transpose(1, 2), cos, sin)
         v = v.view(batch, 1, c.num_kv_heads, c.head_dim).transpose(1, 2)
         group = c.num_heads // c.num_kv_heads
         outputs = []
@@ -172,18 +176,9 @@ class _Block(nn.Module):
         return x + self.down(F.silu(gate) * up)
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
-
-
-def _causal_mask(start: int, end: int, device: torch.device) -> torch.Tensor:
-    rows = torch.arange(start, end, device=device).unsqueeze(1)
-    return torch.arange(end, device=device).unsqueeze(0) <= rows
-
-
 class LlamaNet(nn.Module):
+    inv_freq: torch.Tensor  # a buffer (rotary frequencies), declared for the type checker
+
     def __init__(self, c: LlamaConfig) -> None:
         super().__init__()
         self.c = c
@@ -193,25 +188,12 @@ class LlamaNet(nn.Module):
         # largest matrix, stored in the layout the per-step GEMV wants.
         self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
         self.embed = None if c.tie_embeddings else nn.Embedding(c.vocab_size, c.hidden_size)
-        # Built on the CPU even when the module is created under the meta device: computing on meta would
-        # import torch's reference implementations, ~1.5 s of start-up.
-        exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64, device="cpu") / c.head_dim
-        self.register_buffer("inv_freq", 1.0 / (c.rope_theta**exponents), persistent=False)
-        empty = torch.empty(0, device="cpu")
-        self._rope = (empty, empty)
+        self.register_buffer("inv_freq", rope_inv_freq(c.head_dim, c.rope_theta), persistent=False)
+        self._rope = RopeTables()
         self.engine: Any = None  # the C++ decoder (quant.kernels().Engine) when the weights are quantized
 
     def _rope_tables(self, end: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        # One attribute swapped in one assignment: a thread growing the tables never lets another read a
-        # new cos with an old sin.
-        rope = self._rope
-        if rope[0].shape[0] < end or rope[0].dtype != dtype:
-            size = max(end, 2 * rope[0].shape[0], 256)
-            angles = torch.outer(torch.arange(size, dtype=torch.float64), self.inv_freq)
-            angles = torch.cat((angles, angles), dim=-1)
-            rope = (angles.cos().to(dtype), angles.sin().to(dtype))
-            self._rope = rope
-        return rope
+        return self._rope.table(self.inv_freq, end, dtype, self.inv_freq.device)
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         if self.embed is not None:

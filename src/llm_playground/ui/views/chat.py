@@ -13,7 +13,7 @@ import streamlit as st
 from llm_playground.conversations import Message, title_from
 from llm_playground.errors import InputError, PlaygroundError
 from llm_playground.generate import Generation, SamplingParams
-from llm_playground.generate.prompt import fit_history, render
+from llm_playground.generate.chat import LocalChatModel, with_system
 from llm_playground.ui import common, sampling
 
 store = common.conversation_store()
@@ -58,9 +58,8 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
             return
         try:
             model = common.model()
-            messages = ([{"role": "system", "content": system}] if system else []) + history
-            fitted = fit_history(model.tokenizer, messages, model.context_length - params.max_new_tokens)
-            generation = Generation(model, model.tokenizer.encode(render(model.tokenizer, fitted)), params)
+            turn = LocalChatModel(model).turn(with_system(history, system), params)
+            generation = Generation(model, turn.ids, params)
         except PlaygroundError as exc:
             common.show_error(exc)
             return
@@ -81,8 +80,7 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
 def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, str]], params: SamplingParams,
                    system: str) -> None:
     """The same turn through an OpenAI-compatible provider (`serve.client`): streamed, stored, measured."""
-    messages = ([{"role": "system", "content": system}] if system else []) + history
-    stream = remote.stream(messages, params)
+    stream = remote.stream(with_system(history, system), params)
     parts: list[str] = []
     with _turn_lock():
         try:

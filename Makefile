@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# ruff, mypy on src, and the CLI reference against `--help` (`make docs` regenerates it).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
+	$(BIN)/cog --check docs/cli-reference.md
+
+docs: $(STAMP)
+	$(BIN)/cog -r docs/cli-reference.md
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/generate.py

@@ -25,3 +25,11 @@ def smollm2_tokenizer(smollm2_dir) -> HFTokenizer:
 @pytest.fixture(scope="session")
 def smollm2() -> LanguageModel:
     return load_model("smollm2", threads=1)
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The bundled sentence embedder (all-MiniLM-L6-v2), loaded once per test session."""
+    from llm_playground.knowledge.embedder import load_embedder
+
+    return load_embedder()

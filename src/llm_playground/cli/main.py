@@ -27,6 +27,8 @@ def _global(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks
 
 
 def _register() -> None:
+    if app.registered_commands or app.registered_groups:  # once per process (docs' reference calls it too)
+        return
     from llm_playground.cli import build, evaluate, explore, functions, generate, models, serve, status, train, tune, ui
 
     build.register(app)
@@ -40,6 +42,13 @@ def _register() -> None:
     train.register(app)
     tune.register(app)
     ui.register(app)
+    from llm_playground.cli import agent  # noqa: I001 - its own line, so parallel additions merge
+
+    agent.register(app)
+
+    from llm_playground.cli import knowledge
+
+    knowledge.register(app)
 
 
 def main() -> None:

@@ -27,9 +27,10 @@ from llm_playground.errors import ContextOverflow, InputError
 from llm_playground.functions.adapter import DEFAULT as DEFAULT_ADAPTER
 from llm_playground.functions.adapter import model_for_calls
 from llm_playground.functions.grammar import ConstraintStats, GrammarConstraint, schema_grammar
-from llm_playground.functions.prompt import call_prompt
+from llm_playground.functions.prompt import call_json, call_prompt
 from llm_playground.functions.schema import FunctionSpec
 from llm_playground.functions.selection import FunctionRanker
+from llm_playground.functions.split import split_request
 from llm_playground.functions.validate import FunctionCallResult, validate_call
 from llm_playground.generate.loop import GenerationResult, PromptCache, generate
 from llm_playground.generate.params import SamplingParams
@@ -70,6 +71,7 @@ class CallOutcome:
     choice_probs: dict[str, float] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     validated: list[FunctionCallResult] = field(default_factory=list)
+    words: bool = False  # no call: `text` and `result` are a plain answer in words (tool_choice "auto")
 
 
 def argument_schema(spec: FunctionSpec) -> dict[str, Any]:
@@ -83,7 +85,9 @@ def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
         return {**schema, "items": _bounded(schema["items"])}
     if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
-        return {**schema, "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
+        # Closed like the top level, unless the schema opens it: else the model invents keys.
+        return {"additionalProperties": False, **schema,
+                "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
     return schema
 
 
@@ -108,12 +112,14 @@ def choice_probabilities(scores: dict[str, float]) -> dict[str, float]:
 def call_functions(model: LanguageModel, messages: Sequence[Message], functions: Sequence[FunctionSpec], *,
                    tool_choice: str | dict[str, Any] = "required", parallel: bool = False,
                    allow_none: bool = False, params: SamplingParams | None = None,
-                   context: CallContext | None = None, adapter: str | Path | None = DEFAULT_ADAPTER
-                   ) -> CallOutcome:
+                   context: CallContext | None = None, adapter: str | Path | None = DEFAULT_ADAPTER,
+                   split: bool = True) -> CallOutcome:
     """Decode the call(s) a conversation asks for. `tool_choice` is "required", "auto" (a call or none)
     or {"name": NAME} (that function); "none" is a plain chat and not handled here. A `CallContext`
     shared by many calls over the same functions keeps what does not depend on the request. `adapter`
-    chooses the weights the arguments are decoded with (see adapter.py): "default", "none" or a path."""
+    chooses the weights the arguments are decoded with (see adapter.py): "default", "none" or a path.
+    With `parallel`, the request is cut into the single requests it holds (split.py) and each is ranked
+    and decoded as a single call; `split=False` decodes one list of calls under the grammar instead."""
     start = time.perf_counter()
     if not functions:
         raise InputError("no functions to call", "give at least one function definition")
@@ -133,6 +139,9 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
         raise ContextOverflow(f"the request is longer than the model's context allows ({budget} tokens)",
                               "shorten the request")
     candidates, allow_none = _candidates(functions, tool_choice, allow_none)
+    if parallel and split:
+        return _parallel(model, messages, functions, request, tool_choice=tool_choice, allow_none=allow_none,
+                         params=params, context=context, adapter=adapter, start=start)
     stats = CallStats()
     probs: dict[str, float] = {}
     if not parallel and len(candidates) > 1:
@@ -147,7 +156,7 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     prompt_ids = model.tokenizer.encode(call_prompt(model.tokenizer, messages, candidates))
     stats.prompt_tokens = len(prompt_ids)
     schema = call_schema(candidates, parallel, allow_none)
-    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
+    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size, bound_numbers=True)
     owner = context if context is not None and context.model is call_model else CallContext.shared(call_model,
                                                                                                    functions)
     prefix = owner.prompt_cache(candidates)
@@ -163,6 +172,33 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.valid = bool(outcome.validated) or (allow_none and not outcome.calls and _is_none(text))
     stats.total_ms = (time.perf_counter() - start) * 1000
     return outcome
+
+
+def _parallel(model: LanguageModel, messages: Sequence[Message], functions: Sequence[FunctionSpec], request: str,
+              *, start: float, **options: Any) -> CallOutcome:
+    """Several calls: each part of the request (split.py) through the single-call pipeline, in order."""
+    verbs = frozenset(w for f in functions for w in f.name.lower().replace("-", "_").split("_")
+                      if len(w) > 2 and w not in _NOT_VERBS)
+    parts = split_request(request, verbs)
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    stats, calls, validated, probs, steps = CallStats(), [], [], {}, []
+    outcome, stats.valid = None, True
+    for part in parts:
+        asked = [*messages[:last], {**messages[last], "content": part}, *messages[last + 1:]]
+        outcome = call_functions(model, asked, functions, parallel=False, **options)
+        for key in ("prompt_tokens", "tokens", "forced_tokens", "forward_ms", "mask_ms", "choose_ms"):
+            setattr(stats, key, getattr(stats, key) + getattr(outcome.stats, key))
+        stats.valid = stats.valid and outcome.stats.valid
+        calls += outcome.calls
+        validated += outcome.validated
+        probs = probs or outcome.choice_probs
+        steps += outcome.steps
+    text = "[" + ",".join(call_json(c.name, c.arguments) for c in calls) + "]"
+    stats.total_ms = (time.perf_counter() - start) * 1000
+    return CallOutcome(calls, text, outcome.result if outcome else None, stats, probs, steps, validated)
+
+
+_NOT_VERBS = frozenset("the and for with from get set numbers number string text value values data info fn".split())
 
 
 class CallContext:

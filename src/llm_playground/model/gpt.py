@@ -18,6 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_playground.errors import ModelLoadError
+from llm_playground.model.attention import (
+    RopeTables,
+    apply_rope,
+    attention_with_weights,
+    create_causal_mask,
+    rope_inv_freq,
+)
 from llm_playground.model.head_loss import linear_cross_entropy
 from llm_playground.model.kvcache import TensorCache
 
@@ -69,11 +76,6 @@ class GPTCache(TensorCache):
         super().__init__(config.n_layer, batch, config.n_head, capacity, config.head_dim, dtype, device)
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
-
-
 class CausalSelfAttention(nn.Module):
     def __init__(self, c: GPTConfig) -> None:
         super().__init__()
@@ -87,32 +89,25 @@ class CausalSelfAttention(nn.Module):
                 attention_out: list[torch.Tensor] | None = None) -> torch.Tensor:
         c = self.c
         batch, length, _ = x.shape
-        q, k, v = (t.view(batch, length, c.n_head, c.head_dim).transpose(1, 2)
+        q, k, v = (t.view(batch, length, c.n_head, c.head_dim).transpose(1, 2)  # (B, nh, T, hs)
                    for t in self.c_attn(x).split(c.n_embd, dim=2))
         if rope is not None:
-            q, k = _rope(q, *rope), _rope(k, *rope)
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         start = 0
         if cache is not None:
             start, end = cache.length, cache.length + length
             cache.k[layer, :, :, start:end], cache.v[layer, :, :, start:end] = k, v
-            k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
+            k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]  # (B, nh, S, hs)
         if attention_out is not None:
-            # The weights themselves, which the fused kernels never materialise.
-            scores = (q @ k.transpose(-1, -2)) * c.head_dim ** -0.5
-            rows = torch.arange(start, start + length, device=x.device).unsqueeze(1)
-            scores = scores.masked_fill(torch.arange(k.shape[2], device=x.device) > rows, float("-inf"))
-            weights = scores.float().softmax(dim=-1).to(q.dtype)
+            y, weights = attention_with_weights(q, k, v)
             attention_out.append(weights)
-            y = weights @ v
         elif start == 0:
             dropout = c.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=length > 1)
         elif length == 1:
             y = F.scaled_dot_product_attention(q, k, v)  # one new query sees every cached position
         else:
-            rows = torch.arange(start, start + length, device=x.device).unsqueeze(1)
-            mask = torch.arange(k.shape[2], device=x.device) <= rows
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=create_causal_mask(length, start, x.device))
         y = y.transpose(1, 2).reshape(batch, length, c.n_embd)
         return self.resid_dropout(self.c_proj(y))
 
@@ -145,6 +140,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    inv_freq: torch.Tensor  # a buffer (rotary frequencies), declared for the type checker
+
     def __init__(self, c: GPTConfig) -> None:
         super().__init__()
         self.config = c
@@ -159,10 +156,9 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one matrix reads tokens in and writes logits out
         if c.positions == "rotary":
-            # On the CPU even when built under the meta device (loading): a non-persistent buffer, never loaded.
-            exponents = torch.arange(0, c.head_dim, 2, dtype=torch.float64, device="cpu") / c.head_dim
-            self.register_buffer("inv_freq", 1.0 / (c.rope_theta ** exponents), persistent=False)
-        self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+            # A non-persistent buffer, never loaded: it follows the module's .to(device).
+            self.register_buffer("inv_freq", rope_inv_freq(c.head_dim, c.rope_theta), persistent=False)
+        self._rope_tables = RopeTables(min_rows=c.block_size)
         if self.wte.weight.is_meta:
             return  # loading: the weights come from the file
         self.apply(self._init_weights)
@@ -186,16 +182,7 @@ class GPT(nn.Module):
               ) -> tuple[torch.Tensor, torch.Tensor] | None:
         if self.wpe is not None:
             return None
-        key = (dtype, device)
-        cos, _ = self._rope_cache.get(key, (torch.empty(0), None))
-        if cos.shape[0] < end:
-            size = max(end, 2 * cos.shape[0], self.config.block_size)
-            angles = torch.outer(torch.arange(size, dtype=torch.float64, device=device),
-                                 self.inv_freq.to(device=device, dtype=torch.float64))
-            angles = torch.cat((angles, angles), dim=-1)
-            self._rope_cache[key] = (angles.cos().to(dtype), angles.sin().to(dtype))
-        cos, sin = self._rope_cache[key]
-        return cos[start:end], sin[start:end]
+        return self._rope_tables.get(self.inv_freq, start, end, dtype, device)
 
     def _embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:
         x = self.wte(idx)

@@ -14,7 +14,7 @@ import streamlit as st
 from llm_playground.conversations import Conversation, Message, title_from
 from llm_playground.errors import ContextOverflow, InputError, PlaygroundError
 from llm_playground.generate import Generation, SamplingParams
-from llm_playground.generate.prompt import fit_history, render
+from llm_playground.generate.chat import chat_turn, with_system
 from llm_playground.ui import common, sampling
 
 store = common.conversation_store()
@@ -62,29 +62,24 @@ def _system() -> str:
     return (st.session_state.get("system_prompt") or "").strip()
 
 
-def _chat_messages(history: list[dict[str, str]], system: str) -> list[dict[str, str]]:
-    return ([{"role": "system", "content": system}] if system else []) + history
-
-
 def _prompt(model: Any, history: list[dict[str, str]], system: str,
             params: SamplingParams) -> tuple[list[int], SamplingParams]:
     """The prompt's ids (oldest turns dropped to fit) and the parameters, with the answer's length bounded by
     what the context has left (a small model's window is not wasted on a refusal)."""
     tokenizer, context = model.tokenizer, model.context_length
-    messages = _chat_messages(history, system)
+    messages = with_system(history, system)
     try:
-        fitted = fit_history(tokenizer, messages, context - params.max_new_tokens)
+        turn = chat_turn(tokenizer, messages, budget=context - params.max_new_tokens)
     except ContextOverflow:
         try:
-            fitted = fit_history(tokenizer, messages, context - 1)
+            turn = chat_turn(tokenizer, messages, budget=context - 1)
         except ContextOverflow:
             raise ContextOverflow(f"the message does not fit {model.info.name}'s context of {context} tokens "
                                   "(with the system prompt)",
                                   "send a shorter message, or pick a model with a larger context") from None
-    ids = tokenizer.encode(render(tokenizer, fitted))
-    if context - len(ids) < params.max_new_tokens:
-        params = params.updated(max_new_tokens=context - len(ids))
-    return ids, params
+    if context - len(turn.ids) < params.max_new_tokens:
+        params = params.updated(max_new_tokens=context - len(turn.ids))
+    return turn.ids, params
 
 
 def _notices() -> list[str]:
@@ -143,7 +138,7 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
 def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, str]], params: SamplingParams,
                    system: str, parent: int | None) -> bool:
     """The same turn through an OpenAI-compatible provider (`serve.client`): streamed, stored, measured."""
-    stream = remote.stream(_chat_messages(history, system), params)
+    stream = remote.stream(with_system(history, system), params)
     parts: list[str] = []
     settings, notices = _settings(), _notices()  # see `_answer`
     status = st.empty()
@@ -224,8 +219,7 @@ def _gauge(slot: Any, messages: list[Message]) -> None:
         return
     tokenizer, context = model.tokenizer, model.context_length
     history = [m.as_chat() for m in messages if m.role != "system"]
-    turns = _chat_messages(history or [{"role": "user", "content": ""}], _system())
-    prompt_tokens = len(tokenizer.encode(render(tokenizer, turns)))
+    prompt_tokens = len(chat_turn(tokenizer, history or [{"role": "user", "content": ""}], system=_system()).ids)
     reserved = int(st.session_state.get("max_new_tokens") or 0)
     used = prompt_tokens + reserved
     note = " — the oldest turns will be left out" if used > context else ""

@@ -88,3 +88,26 @@ class PrefixScorer:
 
     def logprob(self, continuation: Sequence[int]) -> float:
         return _tail_logprob(self.model, self._cache, self._logits, list(continuation))
+
+
+def prompt_token_logprobs(model: LanguageModel, ids: Sequence[int], top: int = 0
+                          ) -> list[tuple[float | None, list[tuple[int, float]]]]:
+    """Per prompt token: (log P(token | the tokens before it), the `top` likeliest tokens there with theirs).
+    The first token has no context: (None, []). What evaluation harnesses score with (echo, max_tokens 0)."""
+    ids = list(ids)
+    if not ids:
+        return []
+    scored: list[tuple[float | None, list[tuple[int, float]]]] = [(None, [])]
+    if len(ids) == 1:
+        return scored
+    cache = model.new_cache(len(ids))
+    forward_all = getattr(model, "forward_all", None)
+    if forward_all is not None:
+        rows = list(forward_all(ids[:-1], cache))  # (len(ids) - 1, vocab): row i predicts ids[i + 1]
+    else:
+        rows = [model.forward([token], cache) for token in ids[:-1]]
+    for row, token in zip(rows, ids[1:], strict=True):
+        logprobs = _log_softmax(np.asarray(row))
+        best = [int(t) for t in np.argsort(-logprobs)[:top]] if top else []
+        scored.append((float(logprobs[token]), [(int(t), float(logprobs[t])) for t in best]))
+    return scored

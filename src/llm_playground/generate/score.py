@@ -32,12 +32,15 @@ def _tail_logprob(model: LanguageModel, cache: KVCache, logits: np.ndarray, tail
     total = float(token_logprobs(logits[None], tail[:1])[0])
     if len(tail) == 1:
         return total
-    branch = cache.copy()
-    if isinstance(model, Scorable):
-        rows = model.forward_all(tail[:-1], branch)  # (len(tail) - 1, vocab): row i predicts tail[i + 1]
-    else:
-        rows = np.stack([model.forward([previous], branch) for previous in tail[:-1]])
+    rows = _every_logits(model, tail[:-1], cache.copy())  # row i predicts tail[i + 1]
     return total + float(token_logprobs(rows, tail[1:]).sum())
+
+
+def _every_logits(model: LanguageModel, ids: Sequence[int], cache: KVCache) -> np.ndarray:
+    """(len(ids), vocab): the logits after each of `ids`, fed onto `cache`; one pass where the model is Scorable."""
+    if isinstance(model, Scorable):
+        return np.asarray(model.forward_all(ids, cache))
+    return np.stack([model.forward([token], cache) for token in ids])
 
 
 def _log_normalizer(rows: np.ndarray) -> np.ndarray:
@@ -50,9 +53,6 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log-probabilities over the last axis, in float64: (..., vocab) -> (..., vocab)."""
     rows = np.asarray(logits, dtype=np.float64)
     return rows - _log_normalizer(rows)[..., None]
-
-
-_log_softmax = log_softmax  # the name scoring code used before
 
 
 def token_logprobs(logits: np.ndarray, targets: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -100,14 +100,9 @@ def prompt_token_logprobs(model: LanguageModel, ids: Sequence[int], top: int = 0
     scored: list[tuple[float | None, list[tuple[int, float]]]] = [(None, [])]
     if len(ids) == 1:
         return scored
-    cache = model.new_cache(len(ids))
-    forward_all = getattr(model, "forward_all", None)
-    if forward_all is not None:
-        rows = list(forward_all(ids[:-1], cache))  # (len(ids) - 1, vocab): row i predicts ids[i + 1]
-    else:
-        rows = [model.forward([token], cache) for token in ids[:-1]]
+    rows = _every_logits(model, ids[:-1], model.new_cache(len(ids)))  # row i predicts ids[i + 1]
     for row, token in zip(rows, ids[1:], strict=True):
-        logprobs = _log_softmax(np.asarray(row))
+        logprobs = log_softmax(row)  # a row at a time: a long prompt's rows in float64 would be gigabytes
         best = [int(t) for t in np.argsort(-logprobs)[:top]] if top else []
         scored.append((float(logprobs[token]), [(int(t), float(logprobs[t])) for t in best]))
     return scored

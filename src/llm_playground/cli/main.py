@@ -46,6 +46,10 @@ def _register() -> None:
 
     agent.register(app)
 
+    from llm_playground.cli import knowledge
+
+    knowledge.register(app)
+
 
 def main() -> None:
     _register()

@@ -122,6 +122,10 @@ def create_app(models: dict[str, LanguageModel], *, api_key: str | None = None,
     async def completions(request: Request) -> Response:
         return await _complete(request, state, "text")
 
+    from llm_playground.serve import embeddings
+
+    embeddings.register(app, state)  # POST /v1/embeddings
+
     return app
 
 

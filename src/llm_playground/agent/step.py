@@ -25,9 +25,9 @@ from typing import Any
 from llm_playground.functions.calling import CallContext, CallOutcome, ToolCall, call_functions, choice_probabilities
 from llm_playground.functions.prompt import call_json
 from llm_playground.functions.schema import FunctionSpec
+from llm_playground.generate.chat import chat_turn
 from llm_playground.generate.loop import Generation, GenerationResult
 from llm_playground.generate.params import SamplingParams
-from llm_playground.generate.prompt import render
 from llm_playground.model.base import LanguageModel
 from llm_playground.tokenizer.base import Message
 
@@ -151,7 +151,7 @@ def answer_in_words(model: LanguageModel, messages: Sequence[dict[str, Any]],
                 {"role": "user", "content": f"{task}\n\nTool results:\n{results}"}]
     else:
         turn = [*system, {"role": "user", "content": task}]
-    ids = model.tokenizer.encode(render(model.tokenizer, turn))
+    ids = chat_turn(model.tokenizer, turn).ids
     generation = Generation(model, ids, params or ANSWER_PARAMS)
     for _ in generation:
         pass

@@ -14,7 +14,7 @@ from typing import Any
 from llm_playground.generate import Generation, GenerationResult, SamplingParams
 from llm_playground.generate.chat import chat_turn
 from llm_playground.model.base import LanguageModel
-from llm_playground.serve.protocol import ApiError, ChatRequest, CompletionRequest, plain_messages
+from llm_playground.serve.protocol import ApiError, ChatRequest, CompletionRequest, message_text, plain_messages
 from llm_playground.serve.worker import Emit, Requeue
 
 # OpenAI's defaults, which differ from the CLI's (temperature 0.7): a client that sends nothing gets
@@ -153,6 +153,8 @@ def _tool_call(request: ChatRequest, model: LanguageModel, messages: list[dict[s
     # first picks the function by likelihood, which the small models need (see the README).
     parallel = bool(request.parallel_tool_calls)
     chat_ids = chat_turn(model.tokenizer, messages).ids
+    if choice == "auto" and not parallel and _has_tool_results(request.messages):
+        return _next_step(request, model, functions, params)
 
     def run(cancelled: threading.Event, emit: Emit) -> Any:
         outcome = call_functions(model, messages, functions, tool_choice=choice, parallel=parallel, params=params)
@@ -169,5 +171,29 @@ def _tool_call(request: ChatRequest, model: LanguageModel, messages: list[dict[s
             outcome.text, outcome.result = generation.results[0].text, generation.results[0]
             outcome.words = True
         return outcome
+
+    return run
+
+
+def _has_tool_results(messages: list[dict[str, Any]]) -> bool:
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    return any(m.get("role") == "tool" for m in messages[last_user + 1:])
+
+
+def _next_step(request: ChatRequest, model: LanguageModel, functions: list[Any], params: SamplingParams) -> Any:
+    """A conversation that already has tool results (an agent loop run by the client): the agent's step
+    decides the next call or the answer in words, as `llmp agent` does (agent/step.py)."""
+    from llm_playground.agent.step import answer_in_words, decide
+    from llm_playground.functions.calling import CallOutcome, CallStats
+
+    messages = [{**m, "content": message_text(m)} for m in request.messages]
+
+    def run(cancelled: threading.Event, emit: Emit) -> Any:
+        decision = decide(model, messages, functions, params=params)
+        if decision.call is not None and decision.outcome is not None:
+            return decision.outcome
+        result = answer_in_words(model, messages, params)
+        return CallOutcome([], result.text, result, CallStats(prompt_tokens=result.prompt_tokens,
+                                                               tokens=result.completion_tokens))
 
     return run

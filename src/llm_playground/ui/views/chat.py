@@ -150,8 +150,7 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
     failed = False
     with _turn_lock():
         try:
-            for_display = (parts.append(delta) or delta for delta in stream)
-            st.write_stream(for_display)
+            st.write_stream(_kept(stream, parts))
         except PlaygroundError as exc:
             failed = True
             common.show_error(exc)
@@ -170,6 +169,12 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
                               system=system, parent=parent, settings=settings) if parts else None
     status.caption(_stats(meta))
     return saved is not None
+
+
+def _kept(deltas: Iterator[str], parts: list[str]) -> Iterator[str]:
+    for delta in deltas:
+        parts.append(delta)
+        yield delta
 
 
 def _outcome(generation: Generation, parts: list[str], elapsed: float, model_name: str) -> dict[str, Any]:

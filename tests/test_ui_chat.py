@@ -239,3 +239,34 @@ def test_a_provider_by_name_with_tokens_and_cost(home, monkeypatch):
         assert "1000 prompt tokens" in caption and "500 tokens" in caption and "~$0.000450" in caption
         at.chat_input[0].set_value("And of Italy?").run()
         assert "Estimated cost of this conversation: ~$0.000900 (bundled list prices of" in captions(at)
+
+
+def test_token_view_a_branch_from_a_token_and_an_edited_question(home):
+    at = send(start(), "What is the capital of France?", max_new_tokens=8)
+    at.toggle(key="token_view").set_value(True).run()
+    shown = [m.value for m in at.markdown if "llmp-token" in m.value]
+    assert shown and shown[0].count("llmp-token") >= 7 and "title=" in shown[0] and "hsla(" in shown[0]
+    conversation = store(home).list()[0].id
+    question, answer = store(home).messages(conversation)
+    steps = answer.meta["steps"]
+    assert all(0 < s["p"] <= 1 and len(s["alt"]) == 5 for s in steps)  # the loop's prob and top alternatives
+    assert steps[0]["alt"][0][0] == steps[0]["id"]  # greedy: the chosen token is the most likely
+
+    at.selectbox(key=f"tv_pos_{answer.id}").set_value(2).run()
+    other = steps[2]["alt"][1]
+    at.radio(key=f"tv_alt_{answer.id}").set_value(other[0])
+    button(at, "Continue from here with this token instead").click().run()
+    assert not at.exception and not at.error, errors(at)
+    branch = store(home).messages(conversation)[1]
+    assert branch.id != answer.id and store(home).siblings(branch.id) == [answer.id, branch.id]
+    assert [s["id"] for s in branch.meta["steps"][:3]] == [steps[0]["id"], steps[1]["id"], other[0]]
+    assert branch.meta["steps"][2]["forced"] and branch.content != answer.content
+
+    at.toggle(key="token_view").set_value(False).run()
+    at.text_area(key=f"edit_text_{question.id}").set_value("What is the capital of Italy?")
+    button(at, "Send the edited question").click().run()
+    assert not at.exception and not at.error, errors(at)
+    path = store(home).messages(conversation)
+    assert path[0].content == "What is the capital of Italy?" and store(home).siblings(path[0].id)[0] == question.id
+    assert path[1].role == "assistant" and path[1].parent_id == path[0].id and "2 / 2" in captions(at)
+    assert len(store(home).export(conversation)["tree"]) == 5  # both questions, all three answers

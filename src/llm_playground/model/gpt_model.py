@@ -23,10 +23,9 @@ from llm_playground.model.base import FullForward, ModelInfo, describe_dtype, fu
 from llm_playground.model.gpt import GPT, MODEL_TYPE, GPTCache, GPTConfig
 from llm_playground.tokenizer import load_tokenizer
 from llm_playground.tokenizer.base import Tokenizer
+from llm_playground.workspace import CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS, RunDir
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-CHECKPOINT_NAMES = ("best", "last")
+CONFIG, WEIGHTS = CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS
 
 
 def is_gpt_directory(path: Path) -> bool:
@@ -40,15 +39,14 @@ def is_gpt_directory(path: Path) -> bool:
 
 
 def is_run_directory(path: Path) -> bool:
-    return (path / "checkpoints").is_dir()
+    return RunDir(path).is_run()
 
 
 def checkpoint_for(run: Path) -> Path:
     """The checkpoint a run is used through: `best`, else `last`."""
-    for name in CHECKPOINT_NAMES:
-        candidate = run / "checkpoints" / name
-        if (candidate / CONFIG).is_file() and (candidate / WEIGHTS).is_file():
-            return candidate
+    checkpoint = RunDir(run).usable_checkpoint()
+    if checkpoint is not None:
+        return checkpoint
     raise ModelNotFound(f"{run} has no complete checkpoint yet", f"train it: llmp train --out {run}")
 
 

@@ -9,6 +9,7 @@ from llm_playground.model import list_models
 from llm_playground.model.gpt_model import checkpoint_for
 from llm_playground.train.metrics import read_metrics
 from llm_playground.ui import common
+from llm_playground.workspace import RunDir
 
 st.title("Models")
 spec, dtype = common.model_spec()
@@ -29,7 +30,7 @@ if not runs:
 else:
     rows = []
     for run in runs:
-        evals = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "eval"]
+        evals = [r for r in read_metrics(RunDir(run).metrics) if r["kind"] == "eval"]
         rows.append({"run": run.name, "checkpoint": str(checkpoint_for(run)),
                      "steps": evals[-1]["step"] if evals else None,
                      "best validation loss": min((r["val_loss"] for r in evals), default=None)})

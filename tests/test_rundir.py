@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from llm_playground.data.status import run_statuses
 from llm_playground.errors import ModelNotFound
@@ -18,7 +20,7 @@ def _checkpoint(run: RunDir, kind: str, complete: bool = True, mtime: float | No
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     if complete:
-        (folder / "model.safetensors").write_bytes(b"weights")
+        save_file({"w": np.zeros(2, dtype=np.float32)}, str(folder / "model.safetensors"))
         if mtime is not None:
             os.utime(folder / "model.safetensors", (mtime, mtime))
 
@@ -44,7 +46,7 @@ def test_the_checkpoint_in_use_is_best_else_last_and_only_complete_ones_count(tm
     assert "llmp train --out" in caught.value.fix
     _checkpoint(run, "last")
     assert run.usable_checkpoint() == run.last and checkpoint_for(run.path) == run.last
-    (run.best / "model.safetensors").write_bytes(b"weights")
+    save_file({"w": np.zeros(2, dtype=np.float32)}, str(run.best / "model.safetensors"))
     assert run.complete_checkpoints() == [("best", run.best), ("last", run.last)]
     assert checkpoint_for(run.path) == run.best
 

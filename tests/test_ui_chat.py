@@ -216,3 +216,26 @@ def test_search_timestamps_and_import(home):
     assert bubbles(at)[0] == ("user", "What is the capital of France?")  # the import is opened
     at.get("file_uploader")[0].set_value(("bad.json", b'{"title": 3}', "application/json")).run()
     assert "not an exported conversation" in errors(at)
+
+
+def test_a_provider_by_name_with_tokens_and_cost(home, monkeypatch):
+    from test_providers import FakeProvider
+
+    from llm_playground.ui.common import PROVIDER
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeProvider() as fake:
+        at = start()
+        at.selectbox(key="model_name").set_value(PROVIDER).run()
+        at.selectbox(key="provider_preset").set_value("openai").run()
+        assert at.text_input(key="provider_url").value == "https://api.openai.com/v1"
+        assert at.text_input(key="provider_key_env").value == "OPENAI_API_KEY"
+        at.text_input(key="provider_url").set_value(fake.url)  # the fake stands in for OpenAI
+        at.text_input(key="provider_model").set_value("gpt-4o-mini").run()
+        at.chat_input[0].set_value("What is the capital of France?").run()
+        assert not at.exception and not at.error, errors(at)
+        assert bubbles(at)[1] == ("assistant", "The capital of France is Paris.")
+        caption = at.chat_message[1].caption[0].value
+        assert "1000 prompt tokens" in caption and "500 tokens" in caption and "~$0.000450" in caption
+        at.chat_input[0].set_value("And of Italy?").run()
+        assert "Estimated cost of this conversation: ~$0.000900 (bundled list prices of" in captions(at)

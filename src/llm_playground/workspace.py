@@ -199,6 +199,11 @@ class Workspace:
         """The web app's chat history (SQLite)."""
         return self.root / "conversations.sqlite3"
 
+    @property
+    def prices_path(self) -> Path:
+        """The user's price table for providers' models (JSON); the bundled list prices when absent."""
+        return self.root / "prices.json"
+
 
 def cache_dir() -> Path:
     """Where converted models live; created on first use."""

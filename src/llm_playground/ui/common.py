@@ -13,15 +13,17 @@ import streamlit as st
 from llm_playground.conversations import ConversationStore
 from llm_playground.errors import PlaygroundError
 from llm_playground.model import DEFAULT_MODEL, list_models, load_model
+from llm_playground.serve.providers import PROVIDERS, Prices, load_prices
 from llm_playground.ui.shared import SharedModel
 from llm_playground.workspace import Workspace
 
 DTYPES = ("float32", "float16", "bfloat16")
 OTHER = "other (a path)…"
 PROVIDER = "an OpenAI-compatible provider…"
+OTHER_URL = "another URL"
 # Widget values that must outlive a page switch: Streamlit forgets a widget's state when a run does not
 # draw it, so these are copied to themselves at the top of every run (see `keep_state`).
-KEPT = ("model_name", "model_path", "provider_url", "provider_model", "provider_key_env",
+KEPT = ("model_name", "model_path", "provider_preset", "provider_url", "provider_model", "provider_key_env",
         "dtype", "preset", "temperature", "top_k", "top_p", "min_p",
         "repetition_penalty", "frequency_penalty", "presence_penalty", "max_new_tokens", "seed", "system_prompt",
         "fn_definitions", "fn_prompts", "fn_tool_choice", "fn_parallel", "fn_allow_none", "fn_execute")
@@ -86,6 +88,19 @@ def remote_model() -> Any | None:
     return RemoteChatModel(_client(url, key), name)
 
 
+def _preset_picked() -> None:
+    preset = PROVIDERS.get(st.session_state.get("provider_preset") or "")
+    if preset is not None:
+        st.session_state["provider_url"] = preset.base_url
+        st.session_state["provider_key_env"] = preset.key_env or ""
+        st.session_state["provider_model"] = preset.example_model
+
+
+def prices() -> Prices:
+    """The price table for cost estimates: the workspace's prices.json, else the bundled list prices."""
+    return load_prices(Workspace.current().prices_path)
+
+
 @st.cache_resource(show_spinner=False)
 def _client(url: str, key: str | None) -> Any:
     from llm_playground.serve.client import ProviderClient
@@ -138,6 +153,9 @@ def model_picker() -> None:
         if st.session_state["model_name"] == OTHER:
             st.text_input("Model path", key="model_path", placeholder="a .gguf file or a model directory")
         if st.session_state["model_name"] == PROVIDER:
+            st.selectbox("Provider", [*PROVIDERS, OTHER_URL], key="provider_preset", index=None,
+                         placeholder="a preset, or give the URL below", on_change=_preset_picked,
+                         help="presets fill in the endpoint and the usual key variable; both stay editable")
             st.text_input("Provider URL", key="provider_url", placeholder="http://127.0.0.1:8000/v1")
             st.text_input("Provider model", key="provider_model", placeholder="smollm2, gpt-4o-mini, llama3…")
             st.text_input("API key variable", key="provider_key_env", placeholder="OPENAI_API_KEY (optional)",

@@ -15,6 +15,7 @@ from llm_playground.conversations import Conversation, Message, title_from
 from llm_playground.errors import ContextOverflow, InputError, PlaygroundError
 from llm_playground.generate import Generation, SamplingParams
 from llm_playground.generate.chat import chat_turn, with_system
+from llm_playground.serve.providers import format_cost
 from llm_playground.ui import common, sampling
 
 store = common.conversation_store()
@@ -25,7 +26,9 @@ STOPPED_NOTICE = ("The answer was stopped (by Stop, another click or a page swit
 def _stats(meta: dict[str, Any]) -> str:
     if not meta:
         return ""
-    parts = [f"{meta.get('tokens', 0)} tokens", f"{meta.get('tokens_per_s', 0):.1f} tokens/s",
+    cost = f"~{format_cost(meta['cost'])}" if meta.get("cost") is not None else ""
+    prompt_tokens = f"{meta['prompt_tokens']} prompt tokens" if meta.get("prompt_tokens") else ""
+    parts = [prompt_tokens, f"{meta.get('tokens', 0)} tokens", cost, f"{meta.get('tokens_per_s', 0):.1f} tokens/s",
              str(meta.get("finish_reason", "")), f"seed {meta.get('seed')}" if meta.get("seed") is not None else "",
              str(meta.get("model", ""))]
     return " · ".join(p for p in parts if p)
@@ -141,13 +144,13 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
     stream = remote.stream(with_system(history, system), params)
     parts: list[str] = []
     settings, notices = _settings(), _notices()  # see `_answer`
+    table = common.prices()
     status = st.empty()
     status.caption(":material/hourglass_top: generating… (Stop keeps what is written so far)")
     failed = False
     with _turn_lock():
         try:
-            for_display = (parts.append(delta) or delta for delta in stream)
-            st.write_stream(for_display)
+            st.write_stream(_kept(stream, parts))
         except PlaygroundError as exc:
             failed = True
             common.show_error(exc)
@@ -159,12 +162,19 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
                     "seed": params.seed, "model": remote.label}
             if reply.usage:
                 meta["prompt_tokens"] = reply.usage.get("prompt_tokens")
+            meta["cost"] = table.cost(remote.model, meta.get("prompt_tokens") or 0, reply.completion_tokens)
             if not failed and reply.finish_reason is None:
                 notices.append(STOPPED_NOTICE)
             saved = store.add(conversation_id, "assistant", "".join(parts).strip(), meta, model=remote.label,
                               system=system, parent=parent, settings=settings) if parts else None
     status.caption(_stats(meta))
     return saved is not None
+
+
+def _kept(deltas: Iterator[str], parts: list[str]) -> Iterator[str]:
+    for delta in deltas:
+        parts.append(delta)
+        yield delta
 
 
 def _outcome(generation: Generation, parts: list[str], elapsed: float, model_name: str) -> dict[str, Any]:
@@ -392,6 +402,9 @@ _notices().clear()
 messages = store.messages(conversation_id) if conversation_id is not None else []
 if conversation_id is not None and (saved_system := store.get(conversation_id).system):
     st.caption(f"System prompt: {saved_system}")
+costs = [m.meta["cost"] for m in messages if m.meta.get("cost") is not None]
+if costs:
+    st.caption(f"Estimated cost of this conversation: ~{format_cost(sum(costs))} ({common.prices().source})")
 pending_answer = False
 parent: int | None = None
 if regenerate:

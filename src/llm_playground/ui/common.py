@@ -130,17 +130,7 @@ def model() -> SharedModel:
 
 def trained_runs() -> list[Path]:
     """Runs of the workspace with a complete checkpoint: they can be loaded like any model."""
-    from llm_playground.model.gpt_model import checkpoint_for, is_run_directory
-
-    runs = []
-    for run in sorted(Workspace.current().runs_dir.glob("*")):
-        if run.is_dir() and is_run_directory(run):
-            try:
-                checkpoint_for(run)
-            except PlaygroundError:
-                continue
-            runs.append(run)
-    return runs
+    return [run.path for run in Workspace.current().runs() if run.usable_checkpoint() is not None]
 
 
 def model_choices() -> list[str]:

@@ -270,3 +270,45 @@ def test_token_view_a_branch_from_a_token_and_an_edited_question(home):
     assert path[0].content == "What is the capital of Italy?" and store(home).siblings(path[0].id)[0] == question.id
     assert path[1].role == "assistant" and path[1].parent_id == path[0].id and "2 / 2" in captions(at)
     assert len(store(home).export(conversation)["tree"]) == 5  # both questions, all three answers
+
+
+def test_side_by_side_streams_two_settings_and_saves_them_as_a_conversation(home):
+    at = start("compare")
+    assert at.title[0].value == "Side by side" and not at.warning
+    assert at.slider(key="cmp_temperature_a").value == 0.0 and at.slider(key="cmp_temperature_b").value == 1.0
+    at.slider(key="max_new_tokens").set_value(8)
+    at.number_input(key="seed").set_value(2)
+    at.chat_input[0].set_value("What is the capital of France?").run()
+    assert not at.exception and not at.error, errors(at)
+    texts = [m.value for m in at.markdown]
+    assert "**Prompt:** What is the capital of France?" in texts
+    assert sum("· temperature 0" in t for t in texts) == 1 and sum("· temperature 1" in t for t in texts) == 1
+    stats = [c.value for c in at.caption if "tokens/s" in c.value]
+    assert len(stats) == 2 and all("tokens ·" in s for s in stats)
+    assert any("Paris" in t for t in texts)  # temperature 0: the greedy answer
+
+    button(at, "Save as a conversation").click().run()
+    assert "Saved as conversation" in at.success[0].value
+    saved = store(home).list()[0]
+    question, answer = store(home).messages(saved.id)
+    assert question.content == "What is the capital of France?"
+    assert len(store(home).siblings(answer.id)) == 2  # the two answers, alternatives of one question
+
+
+def test_side_by_side_a_local_model_and_a_provider(home, monkeypatch):
+    from test_providers import ANSWER, FakeProvider
+
+    from llm_playground.ui.common import PROVIDER
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeProvider() as fake:
+        at = start("compare")
+        for key, value in {"provider_url": fake.url, "provider_model": "gpt-4o-mini",
+                           "provider_key_env": "OPENAI_API_KEY"}.items():
+            at.session_state[key] = value
+        at.selectbox(key="cmp_model_b").set_value(PROVIDER).run()
+        at.slider(key="max_new_tokens").set_value(8)
+        at.chat_input[0].set_value("What is the capital of France?").run()
+        assert not at.exception and not at.error, errors(at)
+        assert "".join(ANSWER) in [m.value for m in at.markdown]
+        assert any("500 tokens" in c.value for c in at.caption)  # the provider's usage

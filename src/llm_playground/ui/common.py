@@ -25,6 +25,7 @@ OTHER_URL = "another URL"
 # draw it, so these are copied to themselves at the top of every run (see `keep_state`).
 KEPT = ("model_name", "model_path", "provider_preset", "provider_url", "provider_model", "provider_key_env",
         "dtype", "preset", "temperature", "top_k", "top_p", "min_p",
+        "cmp_model_a", "cmp_model_b", "cmp_temperature_a", "cmp_temperature_b",
         "repetition_penalty", "frequency_penalty", "presence_penalty", "max_new_tokens", "seed", "system_prompt",
         "fn_definitions", "fn_prompts", "fn_tool_choice", "fn_parallel", "fn_allow_none", "fn_execute")
 _LOADED: dict[tuple[str, str], dict[str, Any]] = {}
@@ -70,9 +71,10 @@ def model_spec() -> tuple[str, str]:
     return name, st.session_state.get("dtype", DTYPES[0])
 
 
-def remote_model() -> Any | None:
-    """The picked provider's model (chat only), or None when a local model is picked."""
-    if st.session_state.get("model_name") != PROVIDER:
+def remote_model(picked: bool = False) -> Any | None:
+    """The picked provider's model (chat only), or None when a local model is picked; `picked`: the provider
+    set in the sidebar even while a local model is picked (the side-by-side page)."""
+    if st.session_state.get("model_name") != PROVIDER and not picked:
         return None
     from llm_playground.errors import InputError
     from llm_playground.serve.client import RemoteChatModel
@@ -119,6 +121,13 @@ def local_spec() -> str:
     if not spec:
         raise InputError("no model path given", "type a .gguf file or a model directory, or pick a listed model")
     return spec
+
+
+def load(spec: str) -> SharedModel:
+    """Any listed model or trained run by name, in the sidebar's dtype (cached like the picked one)."""
+    dtype = st.session_state.get("dtype", DTYPES[0])
+    with st.spinner(f"Loading {spec} ({dtype})…"):
+        return _load(spec, dtype)
 
 
 def model() -> SharedModel:

@@ -315,3 +315,14 @@ def test_concurrent_bad_and_good_requests_keep_the_server_up(http):
         thread.join()
     assert results == [400] * 4
     assert http.post("/v1/chat/completions", json=_chat(max_tokens=1)).status_code == 200
+
+
+def test_tool_requests_get_messages_that_fit_them(http):
+    system_only = http.post("/v1/chat/completions", json={
+        "model": "smollm2", "messages": [{"role": "system", "content": "Be brief."}], "tools": ADD})
+    assert system_only.status_code == 400 and "no user message" in system_only.json()["error"]["message"]
+    too_long = http.post("/v1/chat/completions", json={
+        "model": "smollm2", "messages": [{"role": "user", "content": "Add 2 and 3"}], "tools": ADD,
+        "max_tokens": 100_000}).json()["error"]
+    assert too_long["code"] == "context_length_exceeded" and "smollm2" not in too_long["message"].split("—")[-1]
+    assert "max_tokens" in too_long["message"]

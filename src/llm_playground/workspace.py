@@ -106,6 +106,11 @@ class Workspace:
         return self.root / "knowledge.sqlite3"
 
     @property
+    def knowledge_dir(self) -> Path:
+        """Files uploaded to the knowledge base from the web app (kept, so `llmp kb add` can re-read them)."""
+        return self.root / "data" / "knowledge"
+
+    @property
     def conversations_db(self) -> Path:
         """The web app's chat history (SQLite)."""
         return self.root / "conversations.sqlite3"

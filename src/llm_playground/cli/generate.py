@@ -18,6 +18,7 @@ from llm_playground.cli.options import (
     with_model_options,
     with_sampling_options,
 )
+from llm_playground.cli.paths import check_output
 from llm_playground.errors import InputError, InvalidParameter, PlaygroundError
 from llm_playground.generate import Generation, GenerationResult, SamplingParams
 from llm_playground.generate.chat import ChatModel, ChatReply, LocalChatModel, with_system
@@ -57,6 +58,7 @@ def generate_command(
     trace: Annotated[Optional[Path], typer.Option(help="write a per-token trace (JSON Lines)")] = None,  # noqa: UP045
 ) -> None:
     """Generate text from a prompt, streamed token by token."""
+    check_output(trace, "--trace")
     text = _read_prompt(prompt)
     lm = choice.load()
     prompt_text = build_prompt(lm.tokenizer, text, system=system, raw=raw)
@@ -183,7 +185,8 @@ class ChatSession:
         elif name == "/save":
             if not rest.strip():
                 raise InputError("/save needs a file name", "type /save chat.json")
-            path = Path(rest.strip())
+            path = check_output(Path(rest.strip()), "/save")
+            assert path is not None
             record = {"model": self.model_name, "system": self.system,
                       "params": self.params.model_dump(mode="json"), "messages": self.messages}
             atomic_write_text(path, json.dumps(record, ensure_ascii=False, indent=2))

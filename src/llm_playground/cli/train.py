@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from llm_playground.cli.paths import check_output
 from llm_playground.errors import InputError, InvalidParameter
 from llm_playground.workspace import Workspace
 
@@ -25,7 +26,9 @@ OutOption = Annotated[Optional[Path], typer.Option(  # noqa: UP045
 def _run_dir(workspace: Workspace, given: Path | None, preset: str | None) -> Path:
     if given is None:
         return workspace.run_dir(preset or "tiny")
-    return given if given.is_absolute() else workspace.root / given
+    path = given if given.is_absolute() else workspace.root / given
+    check_output(path, "--out", directory=True)
+    return path
 
 
 def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file: Path | None,
@@ -110,6 +113,7 @@ def export_command(
 
     if format != "hf":
         raise InvalidParameter(f"unknown export format {format!r}", "use --format hf")
+    check_output(output, "--out", directory=True)
     if not run.is_dir() or not (is_run_directory(run) or is_gpt_directory(run)):
         raise InputError(f"{run} is not a run or a GPT checkpoint directory", "give runs/NAME (see llmp status)")
     result = export_hf(run, output)

@@ -139,6 +139,8 @@ class Trainer:
                 raise InputError(f"the checkpoint in {source} is a different model than the config describes",
                                  "only training settings (iterations, rates, intervals) can change on --resume")
             self.step, self.best_val_loss, self.val_loss = state["step"], state["best_val_loss"], state["val_loss"]
+            if self.env.is_main:
+                self.console.print(f"resuming {self.run_dir} from step {self.step} (checkpoints/{source.name})")
         else:
             net = GPT(self.model_config)
         self.net = net.to(self.device).train().requires_grad_(True)

@@ -17,7 +17,7 @@ from llm_playground.serve.providers import PROVIDERS, Prices, load_prices
 from llm_playground.ui.shared import SharedModel
 from llm_playground.workspace import Workspace
 
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = ("float32", "float16", "bfloat16", "int8", "int4")
 OTHER = "other (a path)…"
 PROVIDER = "an OpenAI-compatible provider…"
 OTHER_URL = "another URL"
@@ -170,7 +170,7 @@ def model_picker() -> None:
             st.text_input("API key variable", key="provider_key_env", placeholder="OPENAI_API_KEY (optional)",
                           help="the name of an environment variable holding the key; the key never enters the page")
             return
-        st.selectbox("Weights", DTYPES, key="dtype", help="float16 decodes fastest on CPU")
+        st.selectbox("Weights", DTYPES, key="dtype", help="int4 decodes fastest on CPU (int8: closest to float32)")
 
 
 @st.cache_resource(show_spinner=False)

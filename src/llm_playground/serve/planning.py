@@ -194,6 +194,6 @@ def _next_step(request: ChatRequest, model: LanguageModel, functions: list[Any],
             return decision.outcome
         result = answer_in_words(model, messages, params)
         return CallOutcome([], result.text, result, CallStats(prompt_tokens=result.prompt_tokens,
-                                                               tokens=result.completion_tokens))
+                                                               tokens=result.completion_tokens), words=True)
 
     return run

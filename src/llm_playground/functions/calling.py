@@ -73,6 +73,7 @@ class CallOutcome:
     choice_probs: dict[str, float] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     validated: list[FunctionCallResult] = field(default_factory=list)
+    words: bool = False  # no call: `text` and `result` are a plain answer in words (tool_choice "auto")
 
 
 def argument_schema(spec: FunctionSpec) -> dict[str, Any]:
@@ -86,7 +87,9 @@ def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
         return {**schema, "items": _bounded(schema["items"])}
     if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
-        return {**schema, "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
+        # Closed like the top level, unless the schema opens it: else the model invents keys.
+        return {"additionalProperties": False, **schema,
+                "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
     return schema
 
 
@@ -123,6 +126,9 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     start = time.perf_counter()
     if not functions:
         raise InputError("no functions to call", "give at least one function definition")
+    if not any(m["role"] == "user" for m in messages):
+        raise InputError("the conversation has no user message, and a function call answers one",
+                         "add a user message that asks for something")
     if not any(m.get("content", "").strip() for m in messages if m["role"] == "user"):
         raise InputError("the request is empty", "give a prompt that asks for something")
     params = params or GREEDY
@@ -132,9 +138,10 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     budget = model.context_length - params.max_new_tokens - 64
     if budget < 16:
+        most = max(1, model.context_length - 64 - 16)
         raise ContextOverflow(f"{model.info.name}'s context of {model.context_length} tokens is too short for a "
                               f"function call ({params.max_new_tokens} for the answer, the prompt beside it)",
-                              "use a model with a longer context, such as the default smollm2")
+                              f"ask for at most {most} tokens for the answer (max_tokens)")
     if len(model.tokenizer.encode(request)) > budget:
         raise ContextOverflow(f"the request is longer than the model's context allows ({budget} tokens)",
                               "shorten the request")
@@ -164,7 +171,7 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.prompt_tokens = len(prompt_ids)
     decoded = [narrow(c, request, chosen_helps) for c in candidates] if chosen_helps else candidates
     schema = call_schema(decoded, parallel, allow_none)
-    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
+    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size, bound_numbers=True)
     owner = context if context is not None and context.model is call_model else CallContext.shared(call_model,
                                                                                                    functions)
     prefix = owner.prompt_cache(candidates)

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -346,6 +347,8 @@ class Engine {
     TORCH_CHECK(x_in.dim() == 2 && x_in.size(1) == hidden_, "x must be (tokens, hidden)");
     TORCH_CHECK(k_cache.is_contiguous() && v_cache.is_contiguous() && k_cache.scalar_type() == torch::kFloat32,
                 "the KV cache must be contiguous float32");
+    // The scratch buffers are the engine's: one forward at a time (threads sharing a model take turns).
+    std::lock_guard<std::mutex> guard(mutex_);
     const int64_t T = x_in.size(0), H = hidden_, D = head_dim_, end = start + T;
     const int64_t capacity = k_cache.size(3);
     TORCH_CHECK(end <= capacity && cos.size(0) >= end, "cache or RoPE table too short");
@@ -455,6 +458,7 @@ class Engine {
   QMat head_;
   // Scratch reused across steps (grown for the longest prompt seen): no per-step allocations but logits.
   std::vector<float> h_, qkv_, attn_, gu_, act_;
+  std::mutex mutex_;
 };
 
 // x (..., in) @ W.T [+ bias] for one quantized matrix: what the torch modules (explorers, batching) call.

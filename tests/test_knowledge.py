@@ -183,3 +183,14 @@ def test_store_schema_version_and_foreign_file(tmp_path):
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(InputError, match="not a knowledge base"):
         Store(junk)
+
+
+@pytest.mark.parametrize(("line", "fragment"), [
+    ('{"query": "x", "k": "three"}', '"k" is'), ('{"query": "x", "k": null}', '"k" is'),
+    ('{"query": "x", "filters": ["a"]}', '"filters"'), ('{"query": "x", "filters": {"a": {"b": 1}}}', '"filters"')])
+def test_search_input_lines_with_bad_fields_are_input_errors(tmp_path, line, fragment):
+    from llm_playground.cli.knowledge import search_command
+
+    (tmp_path / "q.jsonl").write_text(line + "\n")
+    with pytest.raises(InputError, match=fragment):
+        search_command(None, input_path=tmp_path / "q.jsonl", kb=tmp_path / "kb.sqlite3")

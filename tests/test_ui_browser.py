@@ -208,7 +208,7 @@ def test_agent_page_in_a_real_browser(browser, server):
     answer = page.get_by_test_id("stAlert").filter(has_text="Answer:")
     answer.wait_for()
     assert dt.datetime.now(dt.UTC).strftime("%A") in answer.inner_text()
-    assert "1. clock" in page.get_by_test_id("stMain").inner_text()
+    assert "answered · 2 steps" in page.get_by_test_id("stMain").inner_text()  # the status box's label
     page.get_by_test_id("stDataFrame").first.wait_for()
     page.wait_for_timeout(1000)  # the table's canvas draws after the element appears
     page.screenshot(path=str(ARTIFACTS / "ui-agent.png"), full_page=True)

@@ -117,6 +117,7 @@ def run_tool(tool: Tool, arguments: dict[str, Any]) -> ToolResult:
     def target() -> None:
         try:
             box["value"] = tool.function(**arguments)
+            box["text"] = result_text(box["value"])  # may fail too (a value json cannot write)
         except Exception as exc:  # the tool failed: the model reads why
             box["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -130,8 +131,7 @@ def run_tool(tool: Tool, arguments: dict[str, Any]) -> ToolResult:
         return ToolResult(None, f"error: {error}", error, ms)
     if "error" in box:
         return ToolResult(None, f"error: {box['error']}", box["error"], ms)
-    value = box.get("value")
-    return ToolResult(value, result_text(value), None, ms)
+    return ToolResult(box.get("value"), box["text"], None, ms)
 
 
 def result_text(value: Any) -> str:

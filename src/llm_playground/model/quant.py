@@ -122,6 +122,10 @@ def quantize(weight: torch.Tensor, fmt: str) -> QuantizedMatrix:
 class QuantLinear(nn.Module):
     """nn.Linear's interface over a quantized weight, for the module path (explorers, batched decoding)."""
 
+    data: torch.Tensor
+    scale: torch.Tensor
+    minimum: torch.Tensor
+
     def __init__(self, matrix: QuantizedMatrix, bias: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("data", matrix.data)

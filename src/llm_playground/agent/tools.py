@@ -47,8 +47,10 @@ class ToolResult:
     ms: float
 
 
+# No example expression in the description: the 135M model copied it ("12 * (3 + 4)") into its calls.
 def calculator(expression: str) -> float | int:
-    """Evaluate an arithmetic expression and return the number, e.g. "12 * (3 + 4)" or "sqrt(16) / 2".
+    """A calculator: add, subtract, multiply or divide numbers, powers and percentages; evaluates an arithmetic
+    expression and returns the number.
 
     Args:
         expression: the arithmetic to compute, with numbers and + - * / ** ( ) sqrt

@@ -183,3 +183,31 @@ def test_store_schema_version_and_foreign_file(tmp_path):
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(InputError, match="not a knowledge base"):
         Store(junk)
+
+
+@pytest.mark.parametrize(("line", "fragment"), [
+    ('{"query": "x", "k": "three"}', '"k" is'), ('{"query": "x", "k": null}', '"k" is'),
+    ('{"query": "x", "filters": ["a"]}', '"filters"'), ('{"query": "x", "filters": {"a": {"b": 1}}}', '"filters"')])
+def test_search_input_lines_with_bad_fields_are_input_errors(tmp_path, line, fragment):
+    from llm_playground.cli.knowledge import search_command
+
+    (tmp_path / "q.jsonl").write_text(line + "\n")
+    with pytest.raises(InputError, match=fragment):
+        search_command(None, input_path=tmp_path / "q.jsonl", kb=tmp_path / "kb.sqlite3")
+
+
+def test_bad_options_are_refused_before_anything_is_stored(tmp_path):
+    from llm_playground.errors import InvalidParameter
+
+    kb = open_kb(tmp_path / "kb.sqlite3")
+    with pytest.raises(InvalidParameter, match="chunks of -5 tokens"):
+        kb.configure(chunk_tokens=-5)
+    assert kb.chunk_tokens == 256 and kb.store.get_meta("chunk_tokens") is None  # not kept for the next add
+    kb.configure(chunk_tokens=64, overlap=8)
+    assert (kb.chunk_tokens, kb.overlap) == (64, 8)
+    for options, fragment in (({"k": 0}, "k must be"), ({"mode": "fuzzy"}, "unknown search mode")):
+        with pytest.raises(InvalidParameter, match=fragment):  # an empty base refuses them too
+            kb.search("anything", **options)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="cannot create"):
+        open_kb(tmp_path / "file" / "kb.sqlite3")

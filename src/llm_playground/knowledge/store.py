@@ -104,10 +104,21 @@ class NewChunk:
     metadata: dict = field(default_factory=dict)
 
 
+def check_search(k: int, mode: str) -> None:
+    if mode not in MODES:
+        raise InvalidParameter(f"unknown search mode {mode!r}", f"use one of: {', '.join(MODES)}")
+    if k < 1:
+        raise InvalidParameter(f"k must be at least 1, not {k}", "ask for --k 5, say")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create {self.path.parent} for the knowledge base ({exc.strerror})",
+                             "pass a --kb path in a folder you can write") from None
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -296,10 +307,7 @@ class Store:
 
     def search(self, text: str, vector: np.ndarray | None, k: int = 5, mode: Mode = "hybrid",
                filters: dict[str, str] | None = None) -> list[Hit]:
-        if mode not in MODES:
-            raise InvalidParameter(f"unknown search mode {mode!r}", f"use one of: {', '.join(MODES)}")
-        if k < 1:
-            raise InvalidParameter(f"k must be at least 1, not {k}", "ask for --k 5, say")
+        check_search(k, mode)
         allowed = self._allowed(filters)
         depth = max(k, CANDIDATES)
         dense = self.dense(vector, depth, allowed) if mode != "bm25" and vector is not None else []

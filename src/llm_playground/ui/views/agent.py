@@ -53,7 +53,8 @@ def _run(task: str) -> None:
     with st.status("Running…", expanded=True) as status:
         for step in agent.iter_run(task, run):
             st.markdown(_step_markdown(step))
-        status.update(label=f"{run.status} · {len(run.steps)} steps · {run.ms / 1000:.1f} s", state="complete")
+        status.update(label=f"{run.status} · {len(run.steps)} steps · {run.ms / 1000:.1f} s", state="complete",
+                      expanded=True)
     st.success(f"**Answer:** {run.answer}" if run.answer is not None else f"No answer: {run.status}")
     st.session_state["agent_shown"] = run.run_id
 

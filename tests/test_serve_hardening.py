@@ -337,3 +337,12 @@ def test_embeddings_share_the_body_checks(http):
                        (b'{"model": "all-MiniLM-L6-v2", "input": "x", "dimensions": NaN}', None)]:
         response = http.post("/v1/embeddings", content=raw)
         assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text
+
+
+def test_a_cut_json_answer_says_length(http):
+    reply = http.post("/v1/chat/completions", json={
+        "model": "smollm2", "messages": [{"role": "user", "content": "Describe Paris in JSON."}], "max_tokens": 3,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": {
+            "type": "object", "properties": {"description": {"type": "string"}}, "required": ["description"]}}}})
+    [choice] = reply.json()["choices"]
+    assert choice["finish_reason"] == "length" and reply.json()["usage"]["completion_tokens"] == 3

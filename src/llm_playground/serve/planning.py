@@ -105,12 +105,14 @@ def plan_completion(request: CompletionRequest, model: LanguageModel, max_choice
     scoring_only = request.token_limit == 0
     params = sampling_params(request.model_copy(update={"max_tokens": 1})) if scoring_only else sampling_params(
         request)
+    prompts: list[list[int]]
     if isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
-        if any(p < 0 or p >= model.tokenizer.vocab_size for p in prompt):
+        ids = [int(p) for p in prompt]
+        if any(p < 0 or p >= model.tokenizer.vocab_size for p in ids):
             raise ApiError(400, "a prompt token id is outside the vocabulary", param="prompt")
-        prompts = [list(prompt)]
+        prompts = [ids]
     else:
-        texts = [prompt] if isinstance(prompt, str) else prompt
+        texts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
         prompts = [model.tokenizer.encode(text) for text in texts]
     if any(len(ids) > model.context_length for ids in prompts) and scoring_only:
         raise ApiError(400, f"a prompt is longer than the model's context of {model.context_length} tokens",

@@ -49,6 +49,10 @@ class Job:
     def cancel(self) -> None:
         self.cancelled.set()
 
+    def emit(self, item: Any) -> None:
+        """From the worker thread: one item of the work's output, to the event loop."""
+        self._send("item", item)
+
     def _send(self, kind: str, value: Any) -> None:
         self.loop.call_soon_threadsafe(self.items.put_nowait, (kind, value))
 
@@ -118,7 +122,7 @@ class ModelWorker:
                     job._send("error", asyncio.CancelledError())
                 else:
                     with self.batching.member() if self.batching else contextlib.nullcontext():
-                        result = job.work(lambda item, job=job: job._send("item", item), job.cancelled)
+                        result = job.work(job.emit, job.cancelled)
                     if isinstance(result, Requeue):  # its next part waits behind the jobs queued meanwhile
                         job.work, requeued = result.work, True
                         self._jobs.put(job)

@@ -150,6 +150,13 @@ def test_branches_siblings_and_an_export_that_keeps_the_tree(tmp_path):
     list_only = store.import_({"title": "old", "messages": [{"role": "user", "content": "hi"},
                                                             {"role": "assistant", "content": "hello"}]})
     assert [m.parent_id is None for m in store.messages(list_only)] == [True, False]
+    before = len(store.list())
+    for broken in ({"messages": [], "created": "yesterday"}, {"messages": [], "model": {"name": "x"}},
+                   {"tree": [{"id": [1], "role": "user", "content": "hi"}]},
+                   {"tree": [{"id": 1, "role": "user", "content": "hi", "created": "noon"}]}):
+        with pytest.raises(InputError, match="wrong type"):
+            store.import_(broken)
+    assert len(store.list()) == before  # nothing half-imported
 
 
 def test_search_titles_and_messages(tmp_path):

@@ -50,6 +50,10 @@ def test_user_mistakes_are_playground_errors(tmp_path):
         store.rename(conversation, "   ")
     with pytest.raises(InputError, match="does not exist"):
         store.get(conversation + 1)
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"not a database at all" * 200)
+    with pytest.raises(InputError, match="is not a conversations file"):
+        ConversationStore(junk)
 
 
 def test_titles_are_one_short_line():

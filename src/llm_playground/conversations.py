@@ -113,6 +113,9 @@ class ConversationStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             migrate(db, MIGRATIONS, label=str(self.path))
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path} is not a conversations file ({exc})",
+                             "move it away (a new one is made), or use another workspace") from None
         finally:
             db.close()
 

@@ -132,3 +132,16 @@ def test_llmp_chat_with_a_preset_by_name(fake, tmp_path):
     assert refused.returncode == 2
     assert "anthropic needs an API key: ANTHROPIC_API_KEY is not set" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_provider_embedder_goes_through_the_provider_client(fake):
+    """A body that is not an embeddings list, or a refusal, is a ProviderError line (the one client's)."""
+    from llm_playground.errors import ProviderError
+    from llm_playground.knowledge import ProviderEmbedder
+
+    with pytest.raises(ProviderError, match="no list of embeddings"):
+        ProviderEmbedder(fake.url, "some-embedder", api_key="sk-test").embed(["a text"])
+    with pytest.raises(ProviderError, match="answered 401") as refused:
+        ProviderEmbedder(fake.url, "some-embedder", api_key="wrong").embed(["a text"])
+    assert "API key" in (refused.value.fix or "")
+    assert [r["path"] for r in fake.requests] == ["/v1/embeddings", "/v1/embeddings"]

@@ -28,6 +28,7 @@ KEPT = ("model_name", "model_path", "provider_preset", "provider_url", "provider
         "cmp_model_a", "cmp_model_b", "cmp_temperature_a", "cmp_temperature_b",
         "repetition_penalty", "frequency_penalty", "presence_penalty", "max_new_tokens", "seed", "system_prompt",
         "fn_definitions", "fn_prompts", "fn_tool_choice", "fn_parallel", "fn_allow_none", "fn_execute")
+KEPT += ("agent_task", "agent_tools", "agent_kb", "agent_max_steps", "agent_answer")  # the Agent page
 _LOADED: dict[tuple[str, str], dict[str, Any]] = {}
 
 

@@ -143,6 +143,10 @@ def test_run_store_migrates_a_version_1_file_and_refuses_a_newer_one(tmp_path):
     newer.close()
     with pytest.raises(InputError, match="newer than this version"):
         RunStore(path)
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"not a database at all" * 200)
+    with pytest.raises(InputError, match="is not an agent runs file"):
+        RunStore(junk)
 
 
 @pytest.mark.slow

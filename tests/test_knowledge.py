@@ -211,3 +211,24 @@ def test_bad_options_are_refused_before_anything_is_stored(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="cannot create"):
         open_kb(tmp_path / "file" / "kb.sqlite3")
+
+
+def test_a_file_removed_by_another_process_during_a_search_is_left_out(tmp_path):
+    """The indexes are loaded, then another connection (another process) removes a file before the hits
+    are read back: the search answers with what is still there instead of a KeyError."""
+    from llm_playground.knowledge.store import NewChunk
+
+    path = tmp_path / "kb.sqlite3"
+    other = Store(path)
+
+    class Interleaved(Store):
+        def hydrate(self, scored):  # the other process's remove lands between the two steps
+            other.remove("a.md")
+            return super().hydrate(scored)
+
+    store = Interleaved(path)
+    unit = np.eye(4, dtype=np.float32)
+    store.put_file("a.md", "x", "A", 1, [NewChunk("Glaciers move slowly.", "A", 0, 0, 21)], unit[:1])
+    store.put_file("b.md", "y", "B", 1, [NewChunk("Glaciers melt in summer.", "B", 0, 0, 24)], unit[1:2])
+    hits = store.search("glaciers", unit[0], k=2)
+    assert [h.source for h in hits] == ["b.md"] and hits[0].dense == pytest.approx(0.0)

@@ -11,7 +11,7 @@ from safetensors.numpy import save_file
 
 from llm_playground.data.status import run_statuses
 from llm_playground.errors import ModelNotFound
-from llm_playground.model.gpt_model import checkpoint_for, is_run_directory
+from llm_playground.model.gpt_model import checkpoint_for, is_run_directory, weights_complete
 from llm_playground.workspace import RunDir, Workspace
 
 
@@ -77,3 +77,10 @@ def test_statuses_and_the_web_apps_list_come_from_the_one_listing(tmp_path, monk
 
     monkeypatch.setenv("LLMP_HOME", str(tmp_path))
     assert trained_runs() == [new.path, old.path]
+
+
+@pytest.mark.parametrize("header", [b"[1, 2]", b'"text"', b"{not json", b'{"w": {"data_offsets": 3}}'])
+def test_a_damaged_safetensors_header_is_incomplete_not_an_error(tmp_path, header):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    assert weights_complete(path) is False

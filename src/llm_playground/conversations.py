@@ -113,6 +113,9 @@ class ConversationStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             migrate(db, MIGRATIONS, label=str(self.path))
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path} is not a conversations file ({exc})",
+                             "move it away (a new one is made), or use another workspace") from None
         finally:
             db.close()
 
@@ -284,6 +287,7 @@ class ConversationStore:
             if not isinstance(item, dict) or item.get("role") not in ROLES or not isinstance(item.get("content"), str):
                 raise InputError("a message of the file has no valid role and content",
                                  f"each message needs a role ({', '.join(ROLES)}) and a text content")
+        _check_import_fields(data, tree)
         now = time.time()
         with self._connect(write=True) as db:
             cursor = db.execute(
@@ -305,3 +309,22 @@ class ConversationStore:
                 leaf = list(ids.values())[-1]
             db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (leaf, conversation_id))
         return conversation_id
+
+
+def _check_import_fields(data: dict[str, Any], tree: list[dict[str, Any]]) -> None:
+    """The fields `import_` stores as they are: text, numbers and ids of the types SQLite and a dict take."""
+    def fits(value: Any, *types: type) -> bool:
+        return value is None or (isinstance(value, types) and not isinstance(value, bool))
+
+    problems = [name for name in ("model", "system") if not fits(data.get(name), str)]
+    problems += [name for name in ("created",) if not fits(data.get(name), int, float)]
+    problems += [name for name in ("settings",) if not fits(data.get(name), dict)]
+    problems += [name for name in ("leaf_id",) if not fits(data.get(name), int, str)]
+    for item in tree:
+        problems += [f"a message's {name}" for name in ("id", "parent_id") if not fits(item.get(name), int, str)]
+        problems += [f"a message's {name}" for name in ("created",) if not fits(item.get(name), int, float)]
+        problems += [f"a message's {name}" for name in ("meta",) if not fits(item.get(name), dict)]
+    if problems:
+        wrong = ", ".join(dict.fromkeys(problems))
+        raise InputError(f"this exported conversation has fields of the wrong type: {wrong}",
+                         'give a JSON file from "Export as JSON"')

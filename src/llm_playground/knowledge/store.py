@@ -308,6 +308,11 @@ class Store:
     def search(self, text: str, vector: np.ndarray | None, k: int = 5, mode: Mode = "hybrid",
                filters: dict[str, str] | None = None) -> list[Hit]:
         check_search(k, mode)
+        with self._lock:  # one snapshot of the indexes for both retrievers (another thread may reload them)
+            return self._search(text, vector, k, mode, filters)
+
+    def _search(self, text: str, vector: np.ndarray | None, k: int, mode: Mode,
+                filters: dict[str, str] | None) -> list[Hit]:
         allowed = self._allowed(filters)
         depth = max(k, CANDIDATES)
         dense = self.dense(vector, depth, allowed) if mode != "bm25" and vector is not None else []
@@ -331,7 +336,9 @@ class Store:
             dense_score.update(self.dense_scores(vector, missing))
         out = []
         for c, score in ranked:
-            hit = hits[c]
+            hit = hits.get(c)
+            if hit is None:  # removed by another process since the indexes were loaded
+                continue
             hit.score, hit.dense, hit.bm25 = score, dense_score.get(c), bm25_score.get(c)
             hit.dense_rank, hit.bm25_rank = dense_rank.get(c), bm25_rank.get(c)
             out.append(hit)

@@ -71,7 +71,7 @@ def weights_complete(path: Path) -> bool:
             header = json.loads(handle.read(size))
         end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
         return path.stat().st_size >= 8 + size + end
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):  # AttributeError: not an object
         return False
 
 

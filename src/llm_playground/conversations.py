@@ -6,6 +6,7 @@ sqlite3 connections must not be shared between threads. WAL mode lets readers an
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import sqlite3
@@ -104,7 +105,7 @@ class ConversationStore:
             raise InputError(f"conversation {conversation_id} does not exist", "pick one from the list")
         return Conversation(**dict(row))
 
-    def messages(self, conversation_id: int) -> list[Message]:
+    def messages(self, conversation_id: int) -> builtins.list[Message]:  # `list` is a method here
         with self._connect() as db:
             rows = db.execute("SELECT id, role, content, meta FROM messages WHERE conversation_id = ? ORDER BY id",
                               (conversation_id,)).fetchall()

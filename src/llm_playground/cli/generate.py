@@ -100,9 +100,9 @@ def chat_command(
     if provider:
         from llm_playground.serve.client import ProviderClient, RemoteChatModel
 
-        model: LanguageModel | RemoteChatModel = RemoteChatModel(
-            ProviderClient(provider, os.environ.get(api_key_env) or None), choice.model)
-        banner = f"[bold]{model.label}[/]"
+        remote = RemoteChatModel(ProviderClient(provider, os.environ.get(api_key_env) or None), choice.model)
+        model: LanguageModel | RemoteChatModel = remote
+        banner = f"[bold]{remote.label}[/]"
     else:
         model = choice.load()
         info = model.info

@@ -140,6 +140,8 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
+    inv_freq: torch.Tensor  # a buffer (register_buffer below, rotary models only); declared so it is typed
+
     def __init__(self, c: GPTConfig) -> None:
         super().__init__()
         self.config = c

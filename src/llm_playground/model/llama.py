@@ -174,6 +174,8 @@ class _Block(nn.Module):
 
 
 class LlamaNet(nn.Module):
+    inv_freq: torch.Tensor  # a buffer (register_buffer below); declared so it is typed as a tensor
+
     def __init__(self, c: LlamaConfig) -> None:
         super().__init__()
         self.c = c
@@ -248,7 +250,7 @@ class LlamaNet(nn.Module):
         cos_table, sin_table = self._rope_tables(int(positions.max()) + 1, x.dtype)
         cos, sin = cos_table[positions][:, None, None], sin_table[positions][:, None, None]
         for layer, block in enumerate(self.blocks):
-            x = block.forward_batch(x, layer, caches, cos, sin)
+            x = block.forward_batch(x, layer, caches, cos, sin)  # type: ignore[operator]  # ModuleList items are Module
         for cache in caches:
             cache.length += 1
         return self.lm_head(self._final_norm(x[:, -1]))
@@ -347,7 +349,7 @@ def _load_net(c: LlamaConfig, directory: Path, dtype: torch.dtype) -> LlamaNet:
         c = dataclasses.replace(c, tie_embeddings=True)
     with torch.device("meta"):
         net = LlamaNet(c)
-    state["lm_head.weight"] = embed if c.tie_embeddings else head
+    state["lm_head.weight"] = embed if c.tie_embeddings or head is None else head  # head is None → tied above
     if not c.tie_embeddings:
         state["embed.weight"] = embed
     for key in list(state):  # one tensor at a time, dropping each original: peak memory ~1 extra matrix

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from llm_playground.generate import Generation, SamplingParams
 from llm_playground.generate.prompt import render
@@ -69,11 +69,12 @@ def plan_completion(request: CompletionRequest, model: LanguageModel) -> Plan:
     params = sampling_params(request)
     prompt = request.prompt
     if isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
-        if any(p < 0 or p >= model.tokenizer.vocab_size for p in prompt):
+        token_ids = cast("list[int]", prompt)  # all ints: checked just above
+        if any(p < 0 or p >= model.tokenizer.vocab_size for p in token_ids):
             raise ApiError(400, "a prompt token id is outside the vocabulary", param="prompt")
-        prompts = [list(prompt)]
+        prompts = [list(token_ids)]
     else:
-        texts = [prompt] if isinstance(prompt, str) else prompt
+        texts = [prompt] if isinstance(prompt, str) else cast("list[str]", prompt)
         prompts = [model.tokenizer.encode(text) for text in texts]
     top = request.logprobs
     return Plan(params, [Generation(model, ids, params, alternatives=top or 0) for ids in prompts], top_logprobs=top)
@@ -87,7 +88,7 @@ def _response_constraint(request: ChatRequest, model: LanguageModel, params: Sam
         raise ApiError(400, "response_format decodes one sequence: use n=1", param="n")
     from llm_playground.functions import json_schema_constraint
 
-    schema = {"type": "object"} if kind == "json_object" else request.response_format["json_schema"]["schema"]
+    schema = {"type": "object"} if kind == "json_object" else (request.response_format or {})["json_schema"]["schema"]
     try:
         return json_schema_constraint(model.tokenizer, schema, model.info.vocab_size)
     except ValueError as exc:  # llguidance refuses schemas it cannot compile

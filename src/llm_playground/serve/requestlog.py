@@ -97,7 +97,7 @@ class RequestLog:
         """The newest records first; `search` matches the messages, output, model or parameters."""
         if not self.path.exists():
             return []
-        sql, args = "SELECT * FROM requests", []
+        sql, args = "SELECT * FROM requests", list[Any]()
         if search:
             sql += " WHERE messages LIKE ? OR output LIKE ? OR model LIKE ? OR params LIKE ?"
             args = [f"%{search}%"] * 4

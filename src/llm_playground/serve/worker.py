@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import threading
@@ -70,7 +71,7 @@ class ModelWorker:
                  on_depth: Callable[[str, int], None] | None = None, max_batch: int = 1) -> None:
         self.name, self.max_waiting = name, max_waiting
         self.batching = BatchingModel(model, max_batch) if max_batch > 1 and supports_batching(model) else None
-        self.model: LanguageModel = self.batching or model  # type: ignore[assignment]
+        self.model: LanguageModel = self.batching or model
         self.slots = max_batch if self.batching else 1
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -110,7 +111,7 @@ class ModelWorker:
                     job._send("error", asyncio.CancelledError())
                 else:
                     with self.batching.member() if self.batching else contextlib.nullcontext():
-                        result = job.work(lambda item, job=job: job._send("item", item), job.cancelled)
+                        result = job.work(functools.partial(job._send, "item"), job.cancelled)
                     job._send("done", result)
             except BaseException as exc:  # the error belongs to the request, not to the worker
                 if not isinstance(exc, PlaygroundError | asyncio.CancelledError):  # ApiError is one too

@@ -35,6 +35,12 @@ def _deltas(generation: Generation, parts: list[str]) -> Iterator[str]:
             yield event.text
 
 
+def _kept(deltas: Iterator[str], parts: list[str]) -> Iterator[str]:
+    for delta in deltas:
+        parts.append(delta)
+        yield delta
+
+
 def _turn_lock() -> threading.Lock:
     """Held while this session writes an answer.
 
@@ -86,7 +92,7 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
     parts: list[str] = []
     with _turn_lock():
         try:
-            for_display = (parts.append(delta) or delta for delta in stream)
+            for_display = _kept(stream, parts)
             st.write_stream(for_display)
         except PlaygroundError as exc:
             common.show_error(exc)

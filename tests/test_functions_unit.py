@@ -15,7 +15,6 @@ from llm_playground.functions.evaluate import evaluate_calls, same_value
 from llm_playground.functions.grammar import GrammarConstraint, schema_grammar
 
 
-
 @pytest.fixture(scope="module")
 def course_functions():
     """The course's public definitions, as the package ships them (functions/examples)."""

@@ -103,8 +103,9 @@ def test_engine_parameters_beyond_openai_are_accepted(client):
                                             temperature=0, max_tokens=12).choices[0].message.content
     assert answer(top_k=1) == greedy and answer(min_p=1.0) == greedy
     assert answer(repetition_penalty=1.3)
+    assert answer(top_k=-1)  # vLLM's "off"
     with pytest.raises(openai.BadRequestError):
-        answer(top_k=-1)
+        answer(top_k=-2)
 
 
 def test_logprobs_with_alternatives(client):
@@ -334,3 +335,36 @@ def test_response_format_json_object(client):
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="smollm2", messages=QUESTION, n=2,
                                        response_format={"type": "json_object"})
+
+
+AGENT_TOOLS = [
+    {"type": "function", "function": {"name": "clock", "description": "The current date and time in UTC (ISO 8601), "
+                                      "and the day of the week.", "parameters": {"type": "object", "properties": {}}}},
+    {"type": "function", "function": {"name": "calculator", "description": "Evaluate an arithmetic expression.",
+                                      "parameters": {"type": "object", "properties": {"expression": {"type": "string"}},
+                                                     "required": ["expression"]}}},
+]
+
+
+def test_the_openai_client_runs_an_agent_loop(client):
+    """The client's loop: call → run the tool here → send its result back as a `tool` message → the answer."""
+    from llm_playground.agent import builtin_tools, run_tool
+
+    tools = builtin_tools()
+    messages: list = [{"role": "user", "content": "What day of the week is it today?"}]
+    calls = []
+    for _ in range(4):
+        reply = client.chat.completions.create(model="smollm2", messages=messages, tools=AGENT_TOOLS,
+                                               tool_choice="auto", temperature=0, max_tokens=60)
+        message = reply.choices[0].message
+        if not message.tool_calls:
+            break
+        assert reply.choices[0].finish_reason == "tool_calls"
+        messages.append(message.model_dump(exclude_none=True))
+        for call in message.tool_calls:
+            calls.append(call.function.name)
+            result = run_tool(tools[call.function.name], json.loads(call.function.arguments))
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": result.text})
+    assert calls == ["clock"]
+    assert reply.choices[0].finish_reason in ("stop", "length") and message.content.strip()
+    assert reply.usage.completion_tokens > 0

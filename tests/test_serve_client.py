@@ -18,6 +18,7 @@ import pytest
 from llm_playground.cli.generate import ChatSession
 from llm_playground.errors import InvalidParameter, ProviderError
 from llm_playground.generate import SamplingParams
+from llm_playground.generate.chat import LocalChatModel
 from llm_playground.serve import BackgroundServer, LogRecord, ProviderClient, RemoteChatModel, RequestLog, create_app
 from llm_playground.serve.client import normalize_base_url
 from llm_playground.serve.server import check_bind
@@ -53,7 +54,7 @@ def test_client_streams_and_chats_with_our_server(server):
 @pytest.mark.slow
 def test_remote_chat_session_answers_as_the_local_engine(server, smollm2):
     params = SamplingParams(temperature=0, max_new_tokens=24)
-    local, remote = ChatSession(smollm2, params, None), ChatSession(
+    local, remote = ChatSession(LocalChatModel(smollm2), params, None), ChatSession(
         RemoteChatModel(ProviderClient(server.url, "k3y"), "smollm2"), params, None)
     for text in ("What is the capital of France?", "And of Italy?"):
         assert "".join(remote.send(text)) == "".join(local.send(text))

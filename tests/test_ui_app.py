@@ -57,7 +57,7 @@ def test_chat_page_has_its_controls(home):
     at = start()
     assert at.title[0].value == "Chat"
     assert {s.label for s in at.slider} == {"Temperature", "Top-k", "Top-p", "Min-p", "Repetition penalty",
-                                            "Max new tokens"}
+                                            "Frequency penalty", "Presence penalty", "Max new tokens"}
     assert at.radio(key="preset").options == ["precise", "balanced", "creative", "custom"]
     assert at.number_input(key="seed").value is None  # random unless given
     assert at.text_area(key="system_prompt").label == "System prompt"
@@ -85,7 +85,7 @@ def test_chat_turn_streams_an_answer_that_survives_reruns_and_reloads(home):
 
     fresh = start()  # a new browser session: the conversation is listed and reopens
     radio = fresh.radio(key="conversation_radio")
-    assert radio.options == ["What is the capital of France?"] and radio.value is None
+    assert radio.options[0].startswith("What is the capital of France? · ") and radio.value is None
     radio.set_value(_store(home).list()[0].id).run()
     assert bubbles(fresh) == [("user", "What is the capital of France?"), ("assistant", answer)]
 
@@ -100,15 +100,17 @@ def test_regenerate_clear_rename_export_delete(home):
 
     at.text_input(key="rename_title").set_value("Geography")
     button(at, "Rename").click().run()
-    assert at.radio(key="conversation_radio").options == ["Geography"]
+    assert at.radio(key="conversation_radio").options[0].startswith("Geography · ")
     assert [b.label for b in at.get("download_button")] == ["Export as JSON"]
     store = _store(home)
     exported = json.loads(json.dumps(store.export(store.list()[0].id)))  # what the button downloads
     assert exported["title"] == "Geography" and [m["role"] for m in exported["messages"]] == ["user", "assistant"]
 
     button(at, "Clear").click().run()
+    button(at, "Yes, clear").click().run()  # Clear and Delete ask first
     assert bubbles(at) == []
     button(at, "Delete").click().run()
+    button(at, "Yes, delete").click().run()
     assert "No conversations yet" in " ".join(c.value for c in at.caption)
 
 
@@ -183,7 +185,8 @@ def test_functions_page_calls_validates_executes_and_traces(home):
     button(at, "Call the first request").click().run()
     assert not at.exception and not at.error, errors(at)
     assert "Valid: fn_add_numbers(a=2.0, b=3.0)" in at.success[0].value
-    assert at.json[0].value and json.loads(at.json[0].value)["result"] == 5.0  # executed
+    shown = json.loads(at.code[0].value)  # the entry as the output file writes it: 2.0, not 2
+    assert shown["result"] == 5.0 and '"a": 2.0' in at.code[0].value  # executed
     assert len(at.get("plotly_chart")) == 1  # the step-by-step trace
     trace = at.dataframe[-1].value
     assert {"step", "token", "prob", "forced", "allowed", "top"} <= set(trace.columns)

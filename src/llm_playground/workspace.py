@@ -96,6 +96,11 @@ class Workspace:
         return self.runs_dir / name
 
     @property
+    def agent_db(self) -> Path:
+        """Agent runs and their steps (SQLite), read by `llmp runs` and the web app's Agent page."""
+        return self.root / "agent.sqlite3"
+
+    @property
     def kb_db(self) -> Path:
         """The knowledge base (`llmp kb`): files, chunks, vectors and the full-text index (SQLite)."""
         return self.root / "knowledge.sqlite3"

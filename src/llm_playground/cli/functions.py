@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, with_model_options
+from llm_playground.errors import InputError
 from llm_playground.functions import call_functions, load_functions
 from llm_playground.functions.batch import entry_for, load_prompts, run_batch
 from llm_playground.functions.builtin import load_implementations
@@ -105,6 +106,7 @@ def call_command(
               f"{summary['mask_ms_per_step']} ms mask per token")
 
 
+@with_model_options
 def eval_calls_command(
     results: Annotated[Path | None, typer.Option(help="results of `llmp call` [default: "
                                                     "data/output/function_calling_results.json]")] = None,
@@ -112,8 +114,27 @@ def eval_calls_command(
                                                      "data/input/function_calling_expected.json]")] = None,
     functions: Annotated[Path | None, typer.Option(help="definitions, to compare arguments by declared type")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    questions: Annotated[Path | None, typer.Option(help="BFCL questions file (JSON Lines): run the model on it and "
+                                                      "match with BFCL's rules", rich_help_panel="BFCL")] = None,
+    answers: Annotated[Path | None, typer.Option(help="BFCL possible answers for --questions (items without one "
+                                                    "expect no call)", rich_help_panel="BFCL")] = None,
+    strict: Annotated[bool, typer.Option(help="compare strings exactly (BFCL ignores case, spaces and "
+                                              ",./-_*^)", rich_help_panel="BFCL")] = False,
+    tool_choice: Annotated[str | None, typer.Option(help="auto for every item [default: auto for items without an "
+                                                       "answer, required for the others]",
+                                                  rich_help_panel="BFCL")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N questions", rich_help_panel="BFCL")] = None,
+    adapter: Annotated[str, typer.Option(help="LoRA adapter: default, none or a directory",
+                                         rich_help_panel="BFCL")] = "default",
+    choice: ModelChoice = DEFAULT_CHOICE,
 ) -> None:
-    """Accuracy of function calls: the name, and each argument compared by its declared type."""
+    """Accuracy of function calls: the name, and each argument compared by its declared type; with
+    --questions (and --answers), run the model on a BFCL-format file pair and match with BFCL's rules."""
+    if questions is not None:
+        _eval_bfcl(questions, answers, strict, tool_choice, limit, adapter, choice, json_output)
+        return
+    if answers is not None:
+        raise InputError("--answers needs --questions", "pass the BFCL questions file with --questions")
     specs = load_functions(functions) if functions is not None else None
     results = results or Workspace.current().output_dir / "function_calling_results.json"
     report = evaluate_calls(results, _default(expected, "function_calling_expected.json"), specs)
@@ -128,6 +149,34 @@ def eval_calls_command(
         out.print(f"[red]✗[/] {escape(repr(failure['prompt']))}: {escape('; '.join(failure['problems']))}")
     out.print(f"exact: {report.exact}/{report.total} ({100 * report.accuracy:.1f}%), "
               f"right function: {report.name_correct}/{report.total}")
+
+
+def _eval_bfcl(questions: Path, answers: Path | None, strict: bool, tool_choice: str | None, limit: int | None,
+               adapter: str, choice: ModelChoice, json_output: bool) -> None:
+    from llm_playground.functions.bfcl import evaluate_bfcl, read_bfcl
+
+    if tool_choice not in (None, "auto", "required"):
+        raise InputError(f"unknown --tool-choice {tool_choice!r}", "use auto or required")
+    items = read_bfcl(questions, answers)[:limit]
+    if not items:
+        raise InputError(f"{questions} holds no questions", "give a BFCL questions file with at least one item")
+    model = choice.load()
+    columns = (TextColumn("calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("calls", total=len(items))
+        report = evaluate_bfcl(model, items, strict=strict, tool_choice=tool_choice, adapter=adapter,
+                               on_done=lambda *_: progress.advance(task))
+    summary = report.to_dict()
+    if json_output:
+        out.print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    for failure in report.failures:
+        out.print(f"[red]✗[/] {escape(failure['id'])} {escape(repr(failure['request'][:70]))}: "
+                  f"{escape('; '.join(failure['problems']))}")
+    kinds = ", ".join(f"{k} {v['correct']}/{v['total']}" for k, v in summary["per_kind"].items())
+    out.print(f"{summary['total']} questions: {kinds}; {summary['valid_pct']}% valid; "
+              f"{summary['seconds_per_call']} s a call ({summary['cpu_seconds_per_call']} s CPU)"
+              f"{'' if strict else ' (BFCL string matching; --strict compares exactly)'}")
 
 
 def register(app: typer.Typer) -> None:

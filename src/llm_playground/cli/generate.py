@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -20,14 +20,12 @@ from llm_playground.cli.options import (
 )
 from llm_playground.errors import InputError, InvalidParameter, PlaygroundError
 from llm_playground.generate import Generation, GenerationResult, SamplingParams
-from llm_playground.generate.prompt import build_prompt, fit_history, render
+from llm_playground.generate.chat import ChatModel, ChatReply, LocalChatModel, with_system
+from llm_playground.generate.prompt import build_prompt
 from llm_playground.generate.trace import replay as replay_trace
 from llm_playground.generate.trace import traced
 from llm_playground.model import LanguageModel
 from llm_playground.workspace import atomic_write_text
-
-if TYPE_CHECKING:
-    from llm_playground.serve.client import ChatReply, RemoteChatModel
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -100,12 +98,12 @@ def chat_command(
     if provider:
         from llm_playground.serve.client import ProviderClient, RemoteChatModel
 
-        remote = RemoteChatModel(ProviderClient(provider, os.environ.get(api_key_env) or None), choice.model)
-        model: LanguageModel | RemoteChatModel = remote
-        banner = f"[bold]{remote.label}[/]"
+        model: ChatModel = RemoteChatModel(ProviderClient(provider, os.environ.get(api_key_env) or None),
+                                           choice.model)
+        banner = f"[bold]{model.label}[/]"
     else:
-        model = choice.load()
-        info = model.info
+        model = LocalChatModel(choice.load())
+        info = model.model.info
         banner = (f"[bold]{info.name}[/] ({info.parameters / 1e6:.0f}M parameters, {info.backend}, "
                   f"{info.dtype})")
     session = ChatSession(model, sampling, system)
@@ -138,24 +136,25 @@ def chat_command(
 
 
 class ChatSession:
-    """A conversation kept as messages, answered by a local model (history trimmed to its context window)
-    or by a model behind an OpenAI-compatible provider (which keeps its own limits)."""
+    """A conversation kept as messages, answered by any `ChatModel`: a local model (the history fitted to its
+    context window) or a model behind an OpenAI-compatible provider (which keeps its own limits)."""
 
-    def __init__(self, model: LanguageModel | RemoteChatModel, params: SamplingParams, system: str | None) -> None:
+    def __init__(self, model: ChatModel, params: SamplingParams, system: str | None) -> None:
         self.model, self.params, self.system = model, params.updated(n=1), system
         self.messages: list[dict[str, str]] = []
-        self.last: GenerationResult
         self.last_reply: ChatReply | None = None
 
     @property
     def model_name(self) -> str:
-        return self.model.info.name if isinstance(self.model, LanguageModel) else self.model.label
+        return self.model.label
 
     def stats(self) -> str:
         """The statistics line of the last answer."""
         reply = self.last_reply
         if reply is None:
-            return _stats(self.last)
+            return ""
+        if reply.result is not None:
+            return _stats(reply.result)
         return (f"[{reply.completion_tokens} tokens, {reply.finish_reason}, first token {reply.ttft_ms or 0:.0f} ms, "
                 f"{reply.total_ms:.0f} ms in all, {self.model_name}]")
 
@@ -163,22 +162,11 @@ class ChatSession:
         self.messages = []
 
     def send(self, text: str):  # noqa: ANN201 (a generator of text deltas)
-        system = [{"role": "system", "content": self.system}] if self.system else []
         pending = [*self.messages, {"role": "user", "content": text}]
-        if not isinstance(self.model, LanguageModel):
-            stream = self.model.stream(system + pending, self.params)
-            yield from stream
-            self.last_reply = stream.reply
-            self.messages = [*pending, {"role": "assistant", "content": stream.reply.text.strip()}]
-            return
-        budget = self.model.context_length - self.params.max_new_tokens
-        fitted = fit_history(self.model.tokenizer, system + pending, budget)
-        generation = Generation(self.model, self.model.tokenizer.encode(render(self.model.tokenizer, fitted)),
-                                self.params)
-        for event in generation:
-            yield event.text
-        self.last, self.last_reply = generation.results[0], None
-        self.messages = [*pending, {"role": "assistant", "content": self.last.text.strip()}]
+        stream = self.model.stream(with_system(pending, self.system), self.params)
+        yield from stream
+        self.last_reply = stream.reply
+        self.messages = [*pending, {"role": "assistant", "content": stream.reply.text.strip()}]
 
     def command(self, line: str) -> str | None:
         name, _, rest = line.strip().partition(" ")

@@ -42,6 +42,13 @@ def _register() -> None:
     train.register(app)
     tune.register(app)
     ui.register(app)
+    from llm_playground.cli import agent  # noqa: I001 - its own line, so parallel additions merge
+
+    agent.register(app)
+
+    from llm_playground.cli import knowledge
+
+    knowledge.register(app)
 
 
 def main() -> None:

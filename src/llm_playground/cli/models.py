@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -11,9 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, with_model_options
-from llm_playground.errors import InputError
 from llm_playground.model import list_models
-from llm_playground.tokenizer import load_tokenizer
 
 out = Console(highlight=False)
 
@@ -58,16 +57,15 @@ def tokenize_command(
                             "train) or a directory with tokenizer.json; no model is loaded")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Show how a model's tokenizer splits TEXT: tokens, ids and counts."""
-    if not text:
-        raise InputError("the text is empty", "give some text to tokenize")
-    tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else choice.load().tokenizer
-    ids = tokenizer.encode(text)
-    words = max(len(text.split()), 1)
-    pieces = [{"id": i, "token": tokenizer.token_text(i), "text": tokenizer.decode([i])} for i in ids]
-    summary = {"tokens": len(ids), "characters": len(text), "words": len(text.split()),
-               "tokens_per_word": round(len(ids) / words, 3),
-               "characters_per_token": round(len(text) / max(len(ids), 1), 3)}
+    """Show how a model's tokenizer splits TEXT: tokens, ids and counts (no weights are loaded)."""
+    from llm_playground.explore.tokens import analyze, load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_path or choice.model)
+    analysis = analyze(tokenizer, text)
+    ids = analysis.table["id"].tolist()
+    pieces = [{"id": i, "token": token, "text": tokenizer.decode([i])}
+              for i, token in zip(ids, analysis.table["token"], strict=True)]
+    summary = dataclasses.asdict(analysis.summary)
     if json_output:
         out.out(json.dumps({"ids": ids, "pieces": pieces, **summary}, ensure_ascii=False, indent=2))
         return

@@ -36,6 +36,7 @@ def serve_command(
     queue_size: Annotated[int, typer.Option(help="requests that may wait for a model; more get 429")] = 64,
     max_body_bytes: Annotated[int, typer.Option(help="larger request bodies get 413")] = 1 << 20,
     log_requests: Annotated[bool, typer.Option("--log/--no-log", help="log every request to SQLite")] = True,
+    max_choices: Annotated[int, typer.Option(help="prompts × n one request may ask for; more get 400")] = 128,
 ) -> None:
     """Serve models over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)."""
     from llm_playground.serve import RequestLog, create_app
@@ -44,9 +45,9 @@ def serve_command(
     check_bind(host, api_key, insecure)
     if not 0 <= port <= 65535:
         raise InvalidParameter(f"port must be between 0 and 65535, got {port}", "use e.g. --port 8000")
-    if queue_size < 0 or max_body_bytes < 1 or not 1 <= batch <= 256:
-        raise InvalidParameter("--queue-size must be >= 0, --max-body-bytes >= 1 and --batch 1 to 256",
-                               "use the defaults")
+    if queue_size < 0 or max_body_bytes < 1 or not 1 <= batch <= 256 or max_choices < 1:
+        raise InvalidParameter("--queue-size must be >= 0, --max-body-bytes >= 1, --max-choices >= 1 and "
+                               "--batch 1 to 256", "use the defaults")
     loaded = {}
     for spec in dict.fromkeys(models or [ModelChoice.model]):
         model = ModelChoice(spec, dtype, backend, threads).load()
@@ -54,7 +55,7 @@ def serve_command(
     names = list(loaded)
     request_log = RequestLog(Workspace.current().logs_db) if log_requests else None
     app = create_app(loaded, api_key=api_key, max_waiting=queue_size, max_body_bytes=max_body_bytes,
-                     request_log=request_log, max_batch=batch)
+                     request_log=request_log, max_batch=batch, max_choices=max_choices)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"serving {', '.join(names)} on [bold]http://{shown}:{port}/v1[/] (OpenAI-compatible; "
               f"{'API key required' if api_key else 'no API key'}); "

@@ -29,12 +29,15 @@ def tune_calls_command(
     dtype: Annotated[str, typer.Option(help="the frozen base weights' dtype while training")] = "float32",
     threads: ThreadsOption = None,
     heldout: Annotated[int, typer.Option(min=0, help="held-out examples whose loss is reported")] = 64,
+    catalog_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="share of examples drawn from the "
+                                                 "catalog's tuning-split function sets (docs/functions.md)")] = 0.0,
 ) -> None:
     """Train a LoRA adapter on generated request → call examples (many function families, regex idioms)."""
     from llm_playground.functions.tuning.train import TuneConfig, tune_calls
 
     config = TuneConfig(steps=steps, batch_size=batch_size, seed=seed, rank=rank, alpha=2.0 * rank,
-                        learning_rate=learning_rate, dtype=dtype, threads=threads, heldout_examples=heldout)
+                        learning_rate=learning_rate, dtype=dtype, threads=threads, heldout_examples=heldout,
+                        catalog_share=catalog_share)
     result = tune_calls(out_dir, config, model, console=err)
     err.print(f"trained {result.steps} steps on {result.examples} generated examples in {result.seconds:.0f} s; "
               f"final loss {result.final_loss:.4f}; held-out answer loss {result.heldout_loss_base:.4f} → "

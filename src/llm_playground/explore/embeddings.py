@@ -11,7 +11,7 @@ import pandas as pd
 
 from llm_playground.errors import InputError, InvalidParameter
 from llm_playground.explore.common import check_fits, index, introspectable, labels
-from llm_playground.model.base import LanguageModel
+from llm_playground.model.base import Embeddable, LanguageModel
 
 METHODS = ("pca", "tsne", "umap")
 NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -52,11 +52,10 @@ class WordVectors:
 
 def word_embeddings(model: LanguageModel, words: Iterable[str]) -> WordVectors:
     """Rows of the input embedding table, one per word."""
-    matrix_of = getattr(model, "embedding_matrix", None)
-    if matrix_of is None:
+    if not isinstance(model, Embeddable):
         raise InputError(f"the {model.info.backend} backend does not expose its embedding table",
                          "use --backend native (Llama-family models)")
-    matrix = matrix_of()
+    matrix = model.embedding_matrix()
     words = [w.strip() for w in words if w.strip()]
     if not words:
         raise InputError("the word list is empty", "give words separated by commas")

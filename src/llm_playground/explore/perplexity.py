@@ -18,6 +18,7 @@ import pandas as pd
 
 from llm_playground.errors import InputError, InvalidParameter
 from llm_playground.explore.common import encode, labels
+from llm_playground.generate.score import token_logprobs
 from llm_playground.model.base import Introspectable, LanguageModel
 
 # The logits of a whole window are held at once: window × vocab floats (512 × 49,152 ≈ 100 MB).
@@ -55,14 +56,6 @@ def _window_logits(model: LanguageModel, ids: list[int]) -> np.ndarray:
     return np.stack([model.forward([token], cache) for token in ids])
 
 
-def _nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """-log softmax(logits)[target] per row, in float64 (log-sum-exp with the max subtracted)."""
-    rows = logits.astype(np.float64)
-    top = rows.max(axis=1, keepdims=True)
-    log_z = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
-    return log_z - rows[np.arange(len(targets)), targets]
-
-
 def perplexity(model: LanguageModel, ids: Sequence[int], window: int | None = None,
                stride: int | None = None) -> Perplexity:
     ids = list(ids)
@@ -83,7 +76,7 @@ def perplexity(model: LanguageModel, ids: Sequence[int], window: int | None = No
         logits = _window_logits(model, ids[begin:end])
         # Row r of the window predicts ids[begin + r + 1]; targets first..end-1 are rows first-1-begin..end-2-begin.
         rows = logits[first - 1 - begin: end - 1 - begin]
-        nll[first - 1: end - 1] = _nll(rows, np.asarray(ids[first:end]))
+        nll[first - 1: end - 1] = -token_logprobs(rows, ids[first:end])
     table = pd.DataFrame({"position": range(1, len(ids)), "id": ids[1:], "token": labels(model.tokenizer, ids[1:]),
                           "nll": nll, "bits": nll / math.log(2), "probability": np.exp(-nll)})
     mean = float(nll.mean())

@@ -66,18 +66,25 @@ def compare(text: str, tokenizers: Mapping[str, Tokenizer]) -> TokenizerComparis
     return TokenizerComparison(text, pd.DataFrame(rows), analyses)
 
 
-def load_tokenizer(spec: str) -> Tokenizer:
-    """A tokenizer by model name or path, without loading the model's weights."""
+def load_tokenizer(spec: str | Path) -> Tokenizer:
+    """A tokenizer by model name or path (a model, one of our GPTs or runs, a SentencePiece `.model`, a directory
+    with tokenizer.json), without loading any weights."""
     from llm_playground.model.convert import ensure_converted
     from llm_playground.model.registry import resolve_source
+    from llm_playground.tokenizer import load_tokenizer as load_tokenizer_file
     from llm_playground.tokenizer.hf import HFTokenizer
 
     path = Path(spec).expanduser()
     if path.suffix == ".model":  # the project's own SentencePiece tokenizers (`llmp tokenizer train`)
-        from llm_playground.tokenizer import load_tokenizer as load_tokenizer_file
-
         return load_tokenizer_file(path)
     if path.is_file() and path.name == "tokenizer.json":
         return HFTokenizer(path.parent)
-    name, source = resolve_source(spec)
+    if path.is_dir():
+        from llm_playground.model.gpt_model import gpt_tokenizer  # imports torch: only for directories
+
+        if (tokenizer := gpt_tokenizer(path)) is not None:
+            return tokenizer
+        if (path / "tokenizer.json").is_file():
+            return HFTokenizer(path)
+    name, source = resolve_source(str(spec))
     return HFTokenizer(ensure_converted(source, label=name) if source.suffix == ".gguf" else source)

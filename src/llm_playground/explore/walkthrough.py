@@ -19,7 +19,7 @@ import pandas as pd
 from llm_playground.explore.common import check_fits, label, labels
 from llm_playground.explore.next_token import entropy, probabilities, top_table
 from llm_playground.generate import Generation, SamplingParams
-from llm_playground.model.base import Introspectable, KVCache, LanguageModel
+from llm_playground.model.base import Introspectable, KVCache, LanguageModel, unwrapped
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class _PrefillTap:
 
 def _config(model: LanguageModel, *names: str) -> int | None:
     """A size from the backend's config, when it has one (the protocol does not promise it)."""
-    config = getattr(model, "config", None)
+    config = getattr(unwrapped(model), "config", None)  # under the web app's lock: the backend's
     return next((int(v) for v in (getattr(config, n, None) for n in names) if v is not None), None)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_playground.errors import InvalidParameter, ModelLoadError
-from llm_playground.model.base import LanguageModel
+from llm_playground.model.base import LanguageModel, Wrapper
 
 DEFAULT, NONE = "default", "none"
 BUNDLED_ADAPTER = "smollm2-calls"
@@ -33,9 +33,8 @@ def model_for_calls(model: LanguageModel, adapter: str | Path | None = DEFAULT) 
     """The model to decode arguments with, given the `--adapter` choice."""
     if adapter is None or str(adapter) == NONE:
         return model
-    sibling = getattr(model, "sibling", None)
-    if callable(sibling):  # a wrapper (model/guarded.py, the server's batcher): adapt what it wraps, guard it alike
-        return sibling(model_for_calls(model.model, adapter))  # type: ignore[attr-defined]
+    if isinstance(model, Wrapper):  # model/guarded.py, the server's batcher: adapt what it wraps, guard it alike
+        return model.sibling(model_for_calls(model.model, adapter))
     key = str(adapter)
     with _LOCK:
         known = _MERGED.get(model, {})

@@ -48,11 +48,11 @@ BUILTIN: dict[str, Callable[..., Any]] = {f.__name__: f for f in (
 def load_implementations(paths: list[Path] | None = None) -> dict[str, Callable[..., Any]]:
     registry = dict(BUILTIN)
     for path in paths or []:
-        registry.update(_module_functions(Path(path)))
+        registry.update(module_functions(Path(path)))
     return registry
 
 
-def _module_functions(path: Path) -> dict[str, Callable[..., Any]]:
+def module_functions(path: Path) -> dict[str, Callable[..., Any]]:
     if not path.is_file():
         raise InputError(f"implementation module {path} not found", "pass --impl FILE.py")
     spec = importlib.util.spec_from_file_location(f"llmp_impl_{path.stem}", path)

@@ -71,6 +71,7 @@ class CallOutcome:
     choice_probs: dict[str, float] = field(default_factory=dict)
     steps: list[dict[str, Any]] = field(default_factory=list)
     validated: list[FunctionCallResult] = field(default_factory=list)
+    words: bool = False  # no call: `text` and `result` are a plain answer in words (tool_choice "auto")
 
 
 def argument_schema(spec: FunctionSpec) -> dict[str, Any]:
@@ -84,7 +85,9 @@ def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
     if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
         return {**schema, "items": _bounded(schema["items"])}
     if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
-        return {**schema, "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
+        # Closed like the top level, unless the schema opens it: else the model invents keys.
+        return {"additionalProperties": False, **schema,
+                "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
     return schema
 
 
@@ -153,7 +156,7 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     prompt_ids = model.tokenizer.encode(call_prompt(model.tokenizer, messages, candidates))
     stats.prompt_tokens = len(prompt_ids)
     schema = call_schema(candidates, parallel, allow_none)
-    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size)
+    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size, bound_numbers=True)
     owner = context if context is not None and context.model is call_model else CallContext.shared(call_model,
                                                                                                    functions)
     prefix = owner.prompt_cache(candidates)

@@ -96,6 +96,77 @@ def _validate(grammar: str) -> tuple[bool, str]:
     return True, ""
 
 
+# JSON numbers the grammar lets through: at most this many digits before the exponent, and this many in
+# it. JSON Schema cannot say it, and without it `"minimum": 0, "maximum": 20` ran to 256 tokens of
+# `11.1999999…` (a float64 holds 15-17 significant digits anyway).
+MAX_DIGITS, MAX_EXPONENT_DIGITS = 15, 3
+_NUMBER_CHARS = frozenset("0123456789.eE+-")
+_NUMBER_TABLES: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, np.ndarray, list[str]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _number_tables(tokenizer: Tokenizer) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per token: the digits at its start that would continue a number, whether it starts with '.', its text."""
+    cached = _NUMBER_TABLES.get(tokenizer)
+    if cached is None:
+        llg = llg_tokenizer(tokenizer)
+        texts = [llg.decode_bytes([t]).decode("utf-8", errors="replace") for t in range(llg.vocab_size)]
+        digits = np.zeros(len(texts), dtype=np.int32)
+        dots = np.zeros(len(texts), dtype=bool)
+        for t, text in enumerate(texts):
+            if text[:1] in _NUMBER_CHARS:
+                lead = len(text) - len(text.lstrip("0123456789.eE+-"))
+                digits[t] = sum(c.isdigit() for c in text[:lead])
+                dots[t] = text[0] == "."
+        cached = (digits, dots, texts)
+        _NUMBER_TABLES[tokenizer] = cached
+    return cached
+
+
+class NumberBound:
+    """Follows the JSON text as it is written and, inside a number, masks the tokens that would give it
+    more than MAX_DIGITS digits (or MAX_EXPONENT_DIGITS in its exponent). Digits in strings are free."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.digits, self.dots, self.texts = _number_tables(tokenizer)
+        self.in_string = self.escaped = False
+        self.part: str | None = None  # None (not in a number), "mantissa" or "exponent"
+        self.count = 0
+
+    def advance(self, token_id: int) -> None:
+        if 0 <= token_id < len(self.texts):
+            for char in self.texts[token_id]:
+                self._char(char)
+
+    def _char(self, char: str) -> None:
+        if self.in_string:
+            self.in_string = self.escaped or char != '"'
+            self.escaped = not self.escaped and char == "\\"
+            return
+        if char == '"':
+            self.in_string, self.part = True, None
+        elif char.isdigit() or (char == "-" and self.part is None):
+            if self.part is None:
+                self.part, self.count = "mantissa", 0
+            self.count += char.isdigit()
+        elif char in "eE" and self.part == "mantissa":
+            self.part, self.count = "exponent", 0
+        elif not (char == "." or (char in "+-" and self.part == "exponent")) or self.part is None:
+            self.part = None
+
+    def restrict(self, mask: np.ndarray) -> np.ndarray:
+        if self.part is None:
+            return mask
+        limit = MAX_DIGITS if self.part == "mantissa" else MAX_EXPONENT_DIGITS
+        n = min(len(mask), len(self.digits))
+        over = self.digits[:n] > limit - self.count
+        if self.count >= limit and self.part == "mantissa":
+            over |= self.dots[:n]  # "123…5." would need one more digit
+        bounded = mask.copy()
+        bounded[:n] &= ~over
+        return bounded if bounded.any() else mask  # never a dead end: the grammar's own mask wins
+
+
 @dataclass
 class ConstraintStats:
     """What the grammar did during one generation (per step: allowed tokens; totals: time, forced)."""
@@ -109,8 +180,10 @@ class ConstraintStats:
 class GrammarConstraint:
     """The `Constraint` of generate/constraint.py, backed by one llguidance matcher."""
 
-    def __init__(self, tokenizer: Tokenizer, grammar: str, vocab_size: int | None = None) -> None:
+    def __init__(self, tokenizer: Tokenizer, grammar: str, vocab_size: int | None = None,
+                 bound_numbers: bool = False) -> None:
         self._llg = llg_tokenizer(tokenizer)
+        self.numbers = NumberBound(tokenizer) if bound_numbers else None
         self.matcher = llguidance.LLMatcher(self._llg, grammar, log_level=0)
         if self.matcher.is_error():
             raise InputError(f"the grammar is invalid: {self.matcher.get_error()}", "fix the grammar or schema")
@@ -125,9 +198,10 @@ class GrammarConstraint:
         bits = np.unpackbits(self._bitmask.view(np.uint8), bitorder="little")
         n = min(self.vocab_size, self._llg.vocab_size)
         np.copyto(self._mask[:n], bits[:n].view(bool))
+        mask = self._mask if self.numbers is None else self.numbers.restrict(self._mask)
         self.stats.mask_ms += (time.perf_counter() - start) * 1000
-        self.stats.allowed_counts.append(int(np.count_nonzero(self._mask)))
-        return self._mask
+        self.stats.allowed_counts.append(int(np.count_nonzero(mask)))
+        return mask
 
     def forced(self) -> list[int]:
         if self.matcher.is_stopped():
@@ -139,6 +213,8 @@ class GrammarConstraint:
     def advance(self, token_id: int) -> None:
         if not self.matcher.consume_token(int(token_id)):
             self.stats.invalid_tokens += 1
+        if self.numbers is not None:
+            self.numbers.advance(int(token_id))
 
     def is_finished(self) -> bool:
         return self.matcher.is_stopped()
@@ -147,5 +223,6 @@ class GrammarConstraint:
 
 def json_schema_constraint(tokenizer: Tokenizer, schema: dict[str, Any], vocab_size: int | None = None
                            ) -> GrammarConstraint:
-    """Decode exactly one JSON value valid against `schema` (`{"type": "object"}` for any object)."""
-    return GrammarConstraint(tokenizer, schema_grammar(schema), vocab_size)
+    """Decode exactly one JSON value valid against `schema` (`{"type": "object"}` for any object), its
+    numbers bounded in digits."""
+    return GrammarConstraint(tokenizer, schema_grammar(schema), vocab_size, bound_numbers=True)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from llm_playground.model.base import KVCache, LanguageModel
+from llm_playground.model.base import KVCache, LanguageModel, Scorable
 
 
 def continuation_logprobs(model: LanguageModel, prompt_ids: Sequence[int],
@@ -29,22 +29,40 @@ def continuation_logprobs(model: LanguageModel, prompt_ids: Sequence[int],
 def _tail_logprob(model: LanguageModel, cache: KVCache, logits: np.ndarray, tail: list[int]) -> float:
     if not tail:
         return 0.0
-    total = float(_log_softmax(logits)[tail[0]])
+    total = float(token_logprobs(logits[None], tail[:1])[0])
     if len(tail) == 1:
         return total
-    branch = cache.copy()
-    forward_all = getattr(model, "forward_all", None)
-    if forward_all is not None:
-        rows = forward_all(tail[:-1], branch)
-        return total + sum(float(_log_softmax(row)[token]) for row, token in zip(rows, tail[1:], strict=True))
-    for previous, token in zip(tail[:-1], tail[1:], strict=True):
-        total += float(_log_softmax(model.forward([previous], branch))[token])
-    return total
+    rows = _every_logits(model, tail[:-1], cache.copy())  # row i predicts tail[i + 1]
+    return total + float(token_logprobs(rows, tail[1:]).sum())
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits.astype(np.float64) - logits.max()
-    return shifted - np.log(np.exp(shifted).sum())
+def _every_logits(model: LanguageModel, ids: Sequence[int], cache: KVCache) -> np.ndarray:
+    """(len(ids), vocab): the logits after each of `ids`, fed onto `cache`; one pass where the model is Scorable."""
+    if isinstance(model, Scorable):
+        return np.asarray(model.forward_all(ids, cache))
+    return np.stack([model.forward([token], cache) for token in ids])
+
+
+def _log_normalizer(rows: np.ndarray) -> np.ndarray:
+    """log sum exp over the last axis, the max subtracted first: (..., vocab) float64 -> (...)."""
+    top = rows.max(axis=-1)
+    return top + np.log(np.exp(rows - top[..., None]).sum(axis=-1))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log-probabilities over the last axis, in float64: (..., vocab) -> (..., vocab)."""
+    rows = np.asarray(logits, dtype=np.float64)
+    return rows - _log_normalizer(rows)[..., None]
+
+
+def token_logprobs(logits: np.ndarray, targets: Sequence[int] | np.ndarray) -> np.ndarray:
+    """log P(targets[i]) under row i of `logits` (rows, vocab), in float64: (rows,). The one log-softmax of
+    scoring and perplexity (the whole (rows, vocab) log-softmax is never materialised)."""
+    rows = np.asarray(logits, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64)
+    if rows.ndim != 2 or len(targets) != len(rows):
+        raise ValueError(f"token_logprobs: logits {rows.shape} need one row per target ({len(targets)})")
+    return rows[np.arange(len(targets)), targets] - _log_normalizer(rows)
 
 
 def _common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
@@ -70,3 +88,21 @@ class PrefixScorer:
 
     def logprob(self, continuation: Sequence[int]) -> float:
         return _tail_logprob(self.model, self._cache, self._logits, list(continuation))
+
+
+def prompt_token_logprobs(model: LanguageModel, ids: Sequence[int], top: int = 0
+                          ) -> list[tuple[float | None, list[tuple[int, float]]]]:
+    """Per prompt token: (log P(token | the tokens before it), the `top` likeliest tokens there with theirs).
+    The first token has no context: (None, []). What evaluation harnesses score with (echo, max_tokens 0)."""
+    ids = list(ids)
+    if not ids:
+        return []
+    scored: list[tuple[float | None, list[tuple[int, float]]]] = [(None, [])]
+    if len(ids) == 1:
+        return scored
+    rows = _every_logits(model, ids[:-1], model.new_cache(len(ids)))  # row i predicts ids[i + 1]
+    for row, token in zip(rows, ids[1:], strict=True):
+        logprobs = log_softmax(row)  # a row at a time: a long prompt's rows in float64 would be gigabytes
+        best = [int(t) for t in np.argsort(-logprobs)[:top]] if top else []
+        scored.append((float(logprobs[token]), [(int(t), float(logprobs[t])) for t in best]))
+    return scored

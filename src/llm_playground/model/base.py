@@ -90,6 +90,11 @@ class LanguageModel(Protocol[CacheT]):
         ...
 
 
+# Optional capabilities: declared protocols, checked with `isinstance`, never found with `getattr` (a wrapper
+# that hid one, or a proxy that seemed to have one, shipped two bugs). Wrappers forward exactly the wrapped
+# model's (model/guarded.py).
+
+
 @runtime_checkable
 class Introspectable(Protocol):
     """Backends that can show their insides implement this beside `LanguageModel`."""
@@ -105,6 +110,51 @@ class Batchable(Protocol):
     def forward_batch(self, ids: Sequence[int], caches: Sequence[KVCache]) -> np.ndarray:
         """Append ids[i] to caches[i] for every i; the logits of those positions, (len(ids), vocab)."""
         ...
+
+
+@runtime_checkable
+class Scorable(Protocol):
+    """Backends that return the logits of every new position in one pass (scoring texts, not only the next token)."""
+
+    def forward_all(self, ids: Sequence[int], cache: KVCache) -> np.ndarray:
+        """Like `forward`, but the logits of every new position, (len(ids), vocab)."""
+        ...
+
+
+@runtime_checkable
+class Embeddable(Protocol):
+    """Backends that expose their input embedding table."""
+
+    def embedding_matrix(self) -> np.ndarray:
+        """(vocab, hidden) float32, read-only."""
+        ...
+
+
+# What a wrapper may forward: the capability protocols by the method that declares each.
+CAPABILITIES: dict[str, type] = {"forward_full": Introspectable, "forward_all": Scorable,
+                                 "forward_batch": Batchable, "embedding_matrix": Embeddable}
+
+
+def capabilities(model: object) -> frozenset[str]:
+    """The optional capabilities `model` has (names of `CAPABILITIES`)."""
+    return frozenset(name for name, protocol in CAPABILITIES.items() if isinstance(model, protocol))
+
+
+@runtime_checkable
+class Wrapper(Protocol):
+    """A model standing in for another (a lock, a batcher): `model` is the wrapped one, and `sibling(other)`
+    puts another model (the same weights with an adapter merged in) behind the same guard."""
+
+    model: LanguageModel
+
+    def sibling(self, model: LanguageModel) -> LanguageModel: ...
+
+
+def unwrapped(model: LanguageModel) -> LanguageModel:
+    """The backend under any wrappers (for what only the backend has: its config, its class)."""
+    while isinstance(model, Wrapper):
+        model = model.model
+    return model
 
 
 def get_logits_from_input_ids(model: LanguageModel, ids: Sequence[int]) -> list[float]:

@@ -140,7 +140,7 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    inv_freq: torch.Tensor  # a buffer (register_buffer below, rotary models only); declared so it is typed
+    inv_freq: torch.Tensor  # a buffer (rotary frequencies), declared for the type checker
 
     def __init__(self, c: GPTConfig) -> None:
         super().__init__()

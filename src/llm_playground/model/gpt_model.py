@@ -110,6 +110,15 @@ def tokenizer_for(directory: Path, raw: dict[str, Any]) -> Tokenizer:
     return load_tokenizer(path)
 
 
+def gpt_tokenizer(path: Path) -> Tokenizer | None:
+    """The tokenizer of one of our GPT directories or runs, read without the weights; None for other paths."""
+    if path.is_dir() and is_run_directory(path):
+        path = checkpoint_for(path)
+    if not is_gpt_directory(path):
+        return None
+    return tokenizer_for(path, read_config(path)[1])
+
+
 class GPTModel:
     """A `LanguageModel` over a `GPT` module: the trainer's live model, or one loaded from disk."""
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +32,7 @@ from llm_playground.model.attention import (
 )
 from llm_playground.model.base import FullForward, ModelInfo, describe_dtype, full_forward_from_torch
 from llm_playground.model.kvcache import TensorCache
+from llm_playground.model.quant import QuantizedMatrix, QuantLinear, kernels, quantize, quantized_path
 from llm_playground.tokenizer.hf import HFTokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama", "mistral", "qwen2")
@@ -174,7 +177,7 @@ class _Block(nn.Module):
 
 
 class LlamaNet(nn.Module):
-    inv_freq: torch.Tensor  # a buffer (register_buffer below); declared so it is typed as a tensor
+    inv_freq: torch.Tensor  # a buffer (rotary frequencies), declared for the type checker
 
     def __init__(self, c: LlamaConfig) -> None:
         super().__init__()
@@ -187,12 +190,19 @@ class LlamaNet(nn.Module):
         self.embed = None if c.tie_embeddings else nn.Embedding(c.vocab_size, c.hidden_size)
         self.register_buffer("inv_freq", rope_inv_freq(c.head_dim, c.rope_theta), persistent=False)
         self._rope = RopeTables()
+        self.engine: Any = None  # the C++ decoder (quant.kernels().Engine) when the weights are quantized
 
     def _rope_tables(self, end: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         return self._rope.table(self.inv_freq, end, dtype, self.inv_freq.device)
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.embed(ids) if self.embed is not None else self.lm_head.weight[ids]
+        if self.embed is not None:
+            return self.embed(ids)
+        if isinstance(self.lm_head, QuantLinear):  # the rows dequantized, never the whole matrix
+            rows = kernels().dequantize_rows(self.lm_head.data, self.lm_head.scale, self.lm_head.minimum,
+                                             ids.reshape(-1))
+            return rows.view(*ids.shape, self.c.hidden_size)
+        return self.lm_head.weight[ids]
 
     def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x, (self.c.hidden_size,), self.norm, self.c.rms_norm_eps)
@@ -229,6 +239,12 @@ class LlamaNet(nn.Module):
         start, end = cache.length, cache.length + length
         cache.reserve(end)
         x = self._embed(ids)
+        if self.engine is not None and ids.shape[0] == 1 and cache.k.dtype == torch.float32:
+            # Quantized weights: the whole step in one C++ call (kernels.cpp), no torch ops per layer.
+            cos_table, sin_table = self._rope_tables(end, torch.float32)
+            logits = self.engine.forward(x[0], cache.k, cache.v, start, cos_table, sin_table, last_only)
+            cache.length = end
+            return logits.unsqueeze(0)
         cos_table, sin_table = self._rope_tables(end, x.dtype)
         cos, sin = cos_table[start:end], sin_table[start:end]
         for layer, block in enumerate(self.blocks):
@@ -259,18 +275,23 @@ class LlamaNet(nn.Module):
 class LlamaModel:
     """A `LanguageModel` over `LlamaNet`, loaded from a Hugging Face directory."""
 
-    def __init__(self, directory: Path, name: str | None = None, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, directory: Path, name: str | None = None, dtype: torch.dtype | str = torch.float32) -> None:
         directory = Path(directory)
         raw = json.loads((directory / "config.json").read_text(encoding="utf-8"))
         self.config = LlamaConfig.from_hf(raw)
-        self.dtype = dtype
+        # `quantization` is "int8"/"int4" for weight-only formats; activations and the KV cache stay float32.
+        self.quantization = dtype if isinstance(dtype, str) else None
+        self.dtype = torch.float32 if isinstance(dtype, str) else dtype
         self.tokenizer = HFTokenizer(directory)
-        self.net = _load_net(self.config, directory, dtype)
-        parameters = sum(p.numel() for p in self.net.parameters())  # tied weights count once
+        if self.quantization:
+            self.net = _load_quantized_net(self.config, directory, self.quantization)
+        else:
+            self.net = _load_net(self.config, directory, self.dtype)
         self.info = ModelInfo(
             name=name or directory.name, backend="native", architecture=self.config.model_type,
-            parameters=parameters, context_length=self.config.max_positions,
-            vocab_size=self.config.vocab_size, dtype=describe_dtype(dtype), location=str(directory),
+            parameters=count_parameters(self.net), context_length=self.config.max_positions,
+            vocab_size=self.config.vocab_size, dtype=self.quantization or describe_dtype(dtype),
+            location=str(directory),
         )
 
     @property
@@ -312,6 +333,18 @@ class LlamaModel:
 
 
 def _load_net(c: LlamaConfig, directory: Path, dtype: torch.dtype) -> LlamaNet:
+    c, state = _float_state(c, directory)
+    with torch.device("meta"):
+        net = LlamaNet(c)
+    for key in list(state):  # one tensor at a time, dropping each original: peak memory ~1 extra matrix
+        value = state.pop(key).to(dtype)
+        state[key] = _gemv_layout(value) if value.dim() == 2 and key != "embed.weight" else value
+    net.load_state_dict(state, assign=True, strict=True)
+    return net.eval().requires_grad_(False)
+
+
+def _float_state(c: LlamaConfig, directory: Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:
+    """The weights of a HF directory under LlamaNet's names (QKV and gate/up fused), as stored."""
     files = sorted(directory.glob("*.safetensors"))
     if not files:
         raise ModelLoadError(f"no .safetensors weights in {directory}", "convert or download the model again")
@@ -347,13 +380,82 @@ def _load_net(c: LlamaConfig, directory: Path, dtype: torch.dtype) -> LlamaNet:
     head = weights.pop("lm_head.weight", None)
     if head is None and not c.tie_embeddings:
         c = dataclasses.replace(c, tie_embeddings=True)
-    with torch.device("meta"):
-        net = LlamaNet(c)
     state["lm_head.weight"] = embed if c.tie_embeddings or head is None else head  # head is None → tied above
     if not c.tie_embeddings:
         state["embed.weight"] = embed
-    for key in list(state):  # one tensor at a time, dropping each original: peak memory ~1 extra matrix
-        value = state.pop(key).to(dtype)
-        state[key] = _gemv_layout(value) if value.dim() == 2 and key != "embed.weight" else value
-    net.load_state_dict(state, assign=True, strict=True)
+    return c, state
+
+
+QUANTIZED = ("qkv", "o", "gate_up", "down")
+
+
+def count_parameters(net: LlamaNet) -> int:
+    """Weights counted once (tied ones too), quantized matrices by their logical (out, in) size."""
+    total = sum(p.numel() for p in net.parameters())
+    for module in net.modules():
+        if isinstance(module, QuantLinear):
+            total += module.out_features * module.in_features
+    return total
+
+
+def _load_quantized_net(c: LlamaConfig, directory: Path, fmt: str) -> LlamaNet:
+    """The net with int8/int4 matrices, from the cached quantized form (made on the first load)."""
+    from safetensors.torch import load_file, save_file
+
+    path = quantized_path(directory, fmt)
+    state: dict[str, torch.Tensor] | None = None
+    if path.is_file():
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                tied = (handle.metadata() or {}).get("tie_embeddings") == "1"
+            state = load_file(str(path))
+            c = dataclasses.replace(c, tie_embeddings=tied)
+        except Exception:  # a damaged cache file is rebuilt, not fatal
+            state = None
+    if state is None:
+        c, floats = _float_state(c, directory)
+        state = {}
+        for key in list(floats):
+            value = floats.pop(key)
+            module = key.removesuffix(".weight")
+            if key.endswith(".weight") and (module.split(".")[-1] in QUANTIZED or module == "lm_head"):
+                # The head (tied: also the embeddings) stays int8 under int4: int4 there costs +6 % perplexity.
+                matrix = quantize(value, "int8" if module == "lm_head" else fmt)
+                state |= {f"{module}.data": matrix.data, f"{module}.scale": matrix.scale,
+                          f"{module}.minimum": matrix.minimum}
+            else:
+                state[key] = value.float().contiguous()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")  # renamed into place: readers never see half
+        save_file(state, str(partial), metadata={"tie_embeddings": "1" if c.tie_embeddings else "0", "format": fmt})
+        os.replace(partial, path)
+    return quantized_net(c, state)
+
+
+def quantized_net(c: LlamaConfig, state: dict[str, torch.Tensor]) -> LlamaNet:
+    """A LlamaNet over a quantized state dict (`<module>.data/.scale/.minimum` for each matrix), with its C++
+    decoder built; tensors are shared, not copied."""
+    with torch.device("meta"):
+        net = LlamaNet(c)
+
+    def matrix(module: str) -> QuantizedMatrix:
+        return QuantizedMatrix(state[f"{module}.data"], state[f"{module}.scale"], state[f"{module}.minimum"])
+
+    for i, block in enumerate(net.blocks):
+        for name in QUANTIZED:
+            bias = state.get(f"blocks.{i}.{name}.bias")
+            setattr(block, name, QuantLinear(matrix(f"blocks.{i}.{name}"), bias))
+    net.lm_head = QuantLinear(matrix("lm_head"))  # type: ignore[assignment]  # nn.Linear's interface, quantized
+    rest = {k: v for k, v in state.items() if not k.endswith((".data", ".scale", ".minimum"))}
+    net.load_state_dict(net.state_dict() | rest, assign=True, strict=True)
+    engine = kernels().Engine(c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim,
+                              c.rms_norm_eps)
+    empty = torch.empty(0)
+    blocks: list[Any] = list(net.blocks)  # ModuleList items are typed Module
+    for block in blocks:
+        bias = block.qkv.bias if block.qkv.bias is not None else empty
+        engine.add_layer(block.input_norm, block.post_norm, block.qkv.matrix.parts, bias, block.o.matrix.parts,
+                         block.gate_up.matrix.parts, block.down.matrix.parts)
+    engine.set_head(net.norm, net.lm_head.matrix.parts)  # type: ignore[union-attr]  # a QuantLinear (set above)
+    net.engine = engine
     return net.eval().requires_grad_(False)

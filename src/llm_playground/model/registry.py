@@ -23,6 +23,8 @@ DEFAULT_MODEL = "smollm2"
 BACKENDS = ("auto", "native", "transformers", "llamacpp")
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
+# Weight-only quantized formats (model/quant.py): the native Llama backend only.
+QUANTIZED_DTYPES = ("int8", "int4")
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,22 @@ BUNDLED = {
 }
 
 
-def parse_dtype(name: str) -> torch.dtype:
+def parse_dtype(name: str) -> torch.dtype | str:
+    """A torch dtype, or the name of a quantized format ("int8", "int4")."""
+    if name.lower() in QUANTIZED_DTYPES:
+        return name.lower()
     try:
         return DTYPES[name.lower()]
     except KeyError:
-        raise InvalidParameter(f"unknown dtype {name!r}", f"use one of: {', '.join(DTYPES)}") from None
+        raise InvalidParameter(f"unknown dtype {name!r}",
+                               f"use one of: {', '.join((*DTYPES, *QUANTIZED_DTYPES))}") from None
+
+
+def _float_only(torch_dtype: torch.dtype | str, what: str) -> torch.dtype:
+    if isinstance(torch_dtype, str):
+        raise InvalidParameter(f"--dtype {torch_dtype} runs on the native backend for Llama-family models only, "
+                               f"not on {what}", "use --dtype float32, float16 or bfloat16 there")
+    return torch_dtype
 
 
 def resolve_source(spec: str) -> tuple[str, Path]:
@@ -84,6 +97,8 @@ def load_model(spec: str | None = None, *, dtype: str = "float32", backend: str 
     if backend == "llamacpp":
         from llm_playground.model.llamacpp import LlamaCppModel
 
+        _float_only(torch_dtype, "the llamacpp backend (it runs the GGUF's own quantized weights)")
+
         return LlamaCppModel(source, name=name, threads=threads)
     from llm_playground.model.gpt_model import is_gpt_directory, is_run_directory, load_gpt
 
@@ -91,7 +106,7 @@ def load_model(spec: str | None = None, *, dtype: str = "float32", backend: str 
         if backend not in ("auto", "native"):
             raise InvalidParameter(f"{source} is one of our GPTs: it runs on the native backend only",
                                    "drop --backend or use --backend native")
-        return load_gpt(source, name=name, dtype=torch_dtype)
+        return load_gpt(source, name=name, dtype=_float_only(torch_dtype, "our GPT"))
     directory = source
     if source.suffix == ".gguf":
         from llm_playground.model.convert import ensure_converted
@@ -105,7 +120,7 @@ def load_model(spec: str | None = None, *, dtype: str = "float32", backend: str 
         raise InvalidParameter(f"the native backend does not support {directory}", "use --backend transformers")
     from llm_playground.model.hf import HFModel
 
-    return HFModel(directory, name=name, dtype=torch_dtype)
+    return HFModel(directory, name=name, dtype=_float_only(torch_dtype, "the transformers backend"))
 
 
 def _native_supports(directory: Path) -> bool:

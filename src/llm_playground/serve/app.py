@@ -15,15 +15,29 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from llm_playground.errors import PlaygroundError
 from llm_playground.model.base import LanguageModel
 from llm_playground.serve import streams
 from llm_playground.serve.planning import Plan, plan_chat, plan_completion
-from llm_playground.serve.protocol import ApiError, ChatRequest, CompletionRequest, api_error, parse_request
+from llm_playground.serve.protocol import (
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    api_error,
+    decode_body,
+    sniff_model,
+    validate_request,
+)
 from llm_playground.serve.requestlog import RequestLog
-from llm_playground.serve.state import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAITING, ServerState, Tracker
+from llm_playground.serve.state import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CHOICES,
+    DEFAULT_MAX_WAITING,
+    ServerState,
+    Tracker,
+)
 from llm_playground.serve.streams import CLIENT_CLOSED
 from llm_playground.serve.worker import Job
 
@@ -46,18 +60,20 @@ class CancellingStream(StreamingResponse):
 
 def create_app(models: dict[str, LanguageModel], *, api_key: str | None = None,
                max_waiting: int = DEFAULT_MAX_WAITING, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               request_log: RequestLog | None = None, max_batch: int = 1) -> FastAPI:
+               request_log: RequestLog | None = None, max_batch: int = 1,
+               max_choices: int = DEFAULT_MAX_CHOICES) -> FastAPI:
     """`max_batch` > 1: up to that many requests per model decode together (continuous batching), where the
-    model's backend can (`forward_batch`: the native one); otherwise one at a time."""
+    model's backend can (`forward_batch`: the native one); otherwise one at a time. `max_choices` caps
+    prompts × n of one request (more are refused with 400)."""
     state = ServerState(models, api_key=api_key, max_waiting=max_waiting, max_body_bytes=max_body_bytes,
-                        request_log=request_log, max_batch=max_batch)
+                        request_log=request_log, max_batch=max_batch, max_choices=max_choices)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await asyncio.to_thread(state.close)
 
-    app = FastAPI(title="LLM Playground API", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="LLM Playground API", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.llmp = state
 
     @app.exception_handler(PlaygroundError)
@@ -70,11 +86,14 @@ def create_app(models: dict[str, LanguageModel], *, api_key: str | None = None,
         error = ApiError(exc.status_code, str(exc.detail), code="not_found" if exc.status_code == 404 else None)
         return JSONResponse(error.body(), status_code=exc.status_code)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        error = ApiError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error")
-        return JSONResponse(error.body(), status_code=500)
+    # Not an `exception_handler(Exception)`: Starlette re-raises after such a handler, so the server
+    # printed a second traceback and dropped the keep-alive connection unannounced.
+    app.add_middleware(CatchAll)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request) -> JSONResponse:
+        state.authorize(request)  # the schema tells what the server can do: behind the key like /v1
+        return JSONResponse(app.openapi())
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -103,7 +122,40 @@ def create_app(models: dict[str, LanguageModel], *, api_key: str | None = None,
     async def completions(request: Request) -> Response:
         return await _complete(request, state, "text")
 
+    from llm_playground.serve import embeddings
+
+    embeddings.register(app, state)  # POST /v1/embeddings
+
     return app
+
+
+class CatchAll:
+    """Anything unexpected becomes one logged 500 with a generic message (never the exception's text,
+    which may hold request data) and `Connection: close`, since the connection's state is unknown."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            log.exception("unexpected error on %s", scope.get("path"))
+            if started:  # the status line is out: only closing the connection can tell the client
+                return
+            error = ApiError(500, "internal error: the server failed on this request; it was logged",
+                             type="server_error")
+            response = JSONResponse(error.body(), status_code=500, headers={"Connection": "close"})
+            await response(scope, receive, send)
 
 
 def _model_card(name: str, state: ServerState) -> dict[str, Any]:
@@ -117,18 +169,22 @@ async def _complete(request: Request, state: ServerState, kind: str) -> Response
     try:
         state.authorize(request)
         raw = await state.read_body(request)
-        body: ChatRequest | CompletionRequest = parse_request(ChatRequest if kind == "chat" else CompletionRequest,
-                                                              raw)
-        tracker.model = body.model
-        tracker.messages = body.messages if isinstance(body, ChatRequest) else body.prompt
-        tracker.params = body.model_dump(exclude={"model", "messages", "prompt"}, exclude_none=True)
+        tracker.model = sniff_model(raw)
+        tracker.requested(decode_body(raw))  # logged as asked, even if refused below
+        body: ChatRequest | CompletionRequest = validate_request(
+            ChatRequest if kind == "chat" else CompletionRequest, tracker.body)
+        tracker.params = body.model_dump(exclude={"model", "messages", "prompt"}, exclude_none=True, warnings=False)
         worker = state.worker(body.model)
-        plan = plan_chat(body, worker.model) if isinstance(body, ChatRequest) else plan_completion(body, worker.model)
+        plan = plan_chat(body, worker.model, state.max_choices) if isinstance(body, ChatRequest) else plan_completion(
+            body, worker.model, state.max_choices)
         job = worker.submit(plan.run)
     except PlaygroundError as exc:
         error = api_error(exc)
-        tracker.finish(error.status, error=error.message)
+        tracker.refused(error)
         raise error from None
+    except Exception as exc:  # our bug: logged here, answered by CatchAll
+        tracker.finish(500, error=f"internal error ({type(exc).__name__})")
+        raise
     if body.stream:
         chunks = streams.stream(kind, body, plan, job, worker.model.tokenizer, tracker)
 
@@ -157,10 +213,10 @@ async def _respond(request: Request, kind: str, body: Any, plan: Plan, job: Job,
         payload = task.result()
     except PlaygroundError as exc:
         error = api_error(exc)
-        tracker.finish(error.status, error=error.message)
+        tracker.refused(error)
         raise error from None
     except Exception as exc:
-        tracker.finish(500, error=f"{type(exc).__name__}: {exc}")
+        tracker.finish(500, error=f"internal error ({type(exc).__name__})")
         raise
     finally:
         job.cancel()

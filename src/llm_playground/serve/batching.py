@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from llm_playground.model.base import Batchable, KVCache, LanguageModel
-from llm_playground.model.guarded import GuardedModel
+from llm_playground.model.guarded import ForwardsCapabilities, GuardedModel
 
 # How long a step waits for a decoding request that is still sampling its previous token (the usual
 # trigger is that every decoding request has arrived; this only bounds a straggler's cost).
@@ -44,8 +44,9 @@ class _Call:
     error: BaseException | None = None
 
 
-class BatchingModel:
-    """A `LanguageModel` whose single-token forwards, from any number of threads, run batched."""
+class BatchingModel(ForwardsCapabilities):
+    """A `LanguageModel` whose single-token forwards, from any number of threads, run batched. Its other
+    capabilities are the model's (introspection, scoring: not batched, counted as work elsewhere)."""
 
     def __init__(self, model: LanguageModel, max_batch: int = 16) -> None:
         if not isinstance(model, Batchable):
@@ -71,8 +72,8 @@ class BatchingModel:
     def new_cache(self, capacity: int | None = None) -> KVCache:
         return self.model.new_cache(capacity)
 
-    def __getattr__(self, name: str) -> Any:  # introspection and scoring (forward_all, …): not batched
-        return getattr(self._outside, name)
+    def _capability(self, name: str, *args: Any) -> Any:
+        return self._outside._capability(name, *args)
 
     def sibling(self, model: LanguageModel) -> LanguageModel:
         """Another model a member decodes with (the base model plus a function-call adapter): one sequence,

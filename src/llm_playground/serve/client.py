@@ -11,13 +11,14 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from llm_playground.errors import ProviderError
+from llm_playground.generate.chat import ChatReply, ChatStream
 from llm_playground.generate.params import SamplingParams
 from llm_playground.retry import send_with_retries
 
@@ -38,32 +39,6 @@ def openai_params(params: SamplingParams) -> dict[str, Any]:
     if params.stop:
         body["stop"] = list(params.stop)
     return body
-
-
-@dataclass
-class ChatReply:
-    text: str = ""
-    finish_reason: str | None = None
-    usage: dict[str, int] | None = None
-    model: str = ""
-    ttft_ms: float | None = None
-    total_ms: float = 0.0
-    chunks: int = 0
-
-    @property
-    def completion_tokens(self) -> int:
-        return (self.usage or {}).get("completion_tokens", self.chunks)
-
-
-@dataclass
-class ChatStream:
-    """Iterate it for text deltas; `reply` is complete once the iteration ends."""
-
-    _deltas: Iterator[str]
-    reply: ChatReply = field(default_factory=ChatReply)
-
-    def __iter__(self) -> Iterator[str]:
-        return self._deltas
 
 
 class ProviderClient:
@@ -186,7 +161,7 @@ def _refusal(base_url: str, response: httpx.Response) -> ProviderError:
 
 @dataclass(frozen=True)
 class RemoteChatModel:
-    """A model behind a provider, as a chat front end picks it: `stream` takes our `SamplingParams`."""
+    """A model behind a provider as a `generate.chat.ChatModel`: `stream` takes our `SamplingParams`."""
 
     client: ProviderClient
     model: str

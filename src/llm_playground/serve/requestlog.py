@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass
@@ -14,27 +15,56 @@ from pathlib import Path
 from typing import Any
 
 from llm_playground.errors import InputError
+from llm_playground.migrations import migrate
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    model TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    messages TEXT NOT NULL,
-    params TEXT NOT NULL,
-    output TEXT NOT NULL,
-    finish_reason TEXT,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    queue_ms REAL,
-    ttft_ms REAL,
-    total_ms REAL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS requests_time ON requests(time);
-"""
+
+# Version 1 is the table as the first release made it (a file from then has user_version 0 and the
+# table already: IF NOT EXISTS keeps its rows). Version 2 records why a request was refused.
+def _v1_requests(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            messages TEXT NOT NULL,
+            params TEXT NOT NULL,
+            output TEXT NOT NULL,
+            finish_reason TEXT,
+            prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0,
+            queue_ms REAL,
+            ttft_ms REAL,
+            total_ms REAL,
+            error TEXT
+        )""")
+    db.execute("CREATE INDEX IF NOT EXISTS requests_time ON requests(time)")
+
+
+def _v2_refusals(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE requests ADD COLUMN param TEXT")  # the request field an error names
+    db.execute("ALTER TABLE requests ADD COLUMN code TEXT")  # OpenAI's error code, or its type
+    db.execute("CREATE INDEX IF NOT EXISTS requests_status ON requests(status)")
+
+
+MIGRATIONS = [_v1_requests, _v2_refusals]
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_text(value: Any) -> str:
+    """JSON that SQLite can store as UTF-8, losslessly: a lone surrogate (not encodable in UTF-8) is
+    written as its JSON escape, which reads back as the same string."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False))
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern that matches it literally (`%` and `_` are wildcards otherwise)."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass
@@ -53,6 +83,8 @@ class LogRecord:
     total_ms: float | None = None
     error: str | None = None
     time: str = ""
+    param: str | None = None
+    code: str | None = None
     id: int | None = None
 
 
@@ -71,7 +103,9 @@ class RequestLog:
             try:
                 db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
                 db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
+                db.isolation_level = None  # migrate runs its own transactions
+                migrate(db, MIGRATIONS, label=f"the request log {self.path}")
+                db.isolation_level = "DEFERRED"  # back to implicit transactions
             except sqlite3.DatabaseError as exc:
                 raise InputError(f"cannot open the request log {self.path}: {exc}",
                                  "move the file away; a new log is created on the next request") from exc
@@ -83,8 +117,11 @@ class RequestLog:
         values = asdict(record)
         values.pop("id")
         values["time"] = values["time"] or dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        for column in _JSON_COLUMNS:
-            values[column] = json.dumps(values[column], ensure_ascii=False)
+        for column, value in values.items():
+            if column in _JSON_COLUMNS:
+                values[column] = _json_text(value)
+            elif isinstance(value, str):
+                values[column] = _text(value)
         columns = ", ".join(values)
         with self._lock:
             db = self._connect()
@@ -99,8 +136,8 @@ class RequestLog:
             return []
         sql, args = "SELECT * FROM requests", list[Any]()
         if search:
-            sql += " WHERE messages LIKE ? OR output LIKE ? OR model LIKE ? OR params LIKE ?"
-            args = [f"%{search}%"] * 4
+            sql += " WHERE " + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in ("messages", "output", "model", "params"))
+            args = [_like(search)] * 4
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += " LIMIT ?"

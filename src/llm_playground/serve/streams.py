@@ -16,6 +16,7 @@ from llm_playground.serve.planning import Plan
 from llm_playground.serve.protocol import api_error
 from llm_playground.serve.responses import (
     Choice,
+    echo_logprobs,
     envelope,
     finish_reason,
     new_id,
@@ -31,12 +32,24 @@ log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499  # nginx's status for a client that left before the answer; only ever logged
 
 
-def _choices(plan: Plan, tokenizer: Tokenizer) -> list[Choice]:
-    return [Choice(tokenizer, plan.top_logprobs) for _ in range(max(1, len(plan.generations)) * plan.params.n)]
+def _choices(plan: Plan, tokenizer: Tokenizer, tracker: Tracker | None = None) -> list[Choice]:
+    choices = [Choice(tokenizer, plan.top_logprobs)
+               for _ in range(max(1, len(plan.generations), len(plan.prompts)) * plan.params.n)]
+    if tracker is not None:
+        tracker.partial = lambda: _partial(plan, choices)
+    return choices
+
+
+def _partial(plan: Plan, choices: list[Choice]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """What a request had generated when it was cut short (the client left): kept in the log."""
+    output = [{"index": i, "text": "".join(c.text), "finish_reason": None} for i, c in enumerate(choices) if c.text]
+    prompt = sum(len(g.prompt_ids) for g in plan.generations)
+    completion = sum(c.tokens for c in choices)
+    return output, {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 async def collect(kind: str, body: Any, plan: Plan, job: Job, tokenizer: Tokenizer, tracker: Tracker) -> dict:
-    choices = _choices(plan, tokenizer)
+    choices = _choices(plan, tokenizer, tracker)
     async for offset, event in job.stream():
         tracker.first_token()
         choices[offset * plan.params.n + event.index].push(event)
@@ -58,6 +71,13 @@ async def collect(kind: str, body: Any, plan: Plan, job: Job, tokenizer: Tokeniz
                 if kind == "chat":
                     out.append({"index": index, "message": {"role": "assistant", "content": result.text},
                                 "logprobs": choice.chat_logprobs(), "finish_reason": finish_reason(result)})
+                elif plan.echo:  # the prompt, then the answer (logprobs of both)
+                    prompt_ids = plan.prompts[offset]
+                    scored = plan.echoed.get(offset)
+                    if scored is not None:
+                        choice.logprobs[:0] = echo_logprobs(tokenizer, prompt_ids, scored)
+                    out.append({"index": index, "text": tokenizer.decode(prompt_ids) + result.text,
+                                "logprobs": choice.text_logprobs(), "finish_reason": finish_reason(result)})
                 else:
                     out.append({"index": index, "text": result.text, "logprobs": choice.text_logprobs(),
                                 "finish_reason": finish_reason(result)})
@@ -77,7 +97,7 @@ async def stream(kind: str, body: Any, plan: Plan, job: Job, tokenizer: Tokenize
         return sse(envelope("chat.completion.chunk" if chat else "text_completion", request_id, body.model,
                             created, choices=[choice], **extra))
 
-    choices = _choices(plan, tokenizer)
+    choices = _choices(plan, tokenizer, tracker)
     started: set[int] = set()
     finished = False
     try:
@@ -104,10 +124,11 @@ async def stream(kind: str, body: Any, plan: Plan, job: Job, tokenizer: Tokenize
         if plan.tool_call is not None:
             tracker.first_token()
             message, finish = tool_outcome_choice(job.result)
-            delta = {"role": "assistant", "content": message["content"]}
-            if message.get("tool_calls"):
-                delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
-            yield chunk({"index": 0, "delta": delta, "logprobs": None, "finish_reason": None})
+            if not started:  # a word answer was streamed as it came; a call is sent whole
+                delta = {"role": "assistant", "content": message["content"]}
+                if message.get("tool_calls"):
+                    delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+                yield chunk({"index": 0, "delta": delta, "logprobs": None, "finish_reason": None})
             finals.append({"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish})
             results, output = [[job.result.result]], [{"index": 0, "message": message, "finish_reason": finish}]
         else:
@@ -136,9 +157,9 @@ async def stream(kind: str, body: Any, plan: Plan, job: Job, tokenizer: Tokenize
         finished = True
     except Exception as exc:  # a bug: the client gets an error event instead of a stream that just stops
         log.exception("streaming failed")
-        tracker.finish(500, error=f"{type(exc).__name__}: {exc}")
-        yield sse({"error": {"message": f"internal error: {exc}", "type": "server_error", "param": None,
-                             "code": None}})
+        tracker.finish(500, error=f"internal error ({type(exc).__name__})")
+        yield sse({"error": {"message": "internal error: the server failed on this request; it was logged",
+                             "type": "server_error", "param": None, "code": None}})
         finished = True
     finally:
         if not finished:

@@ -31,6 +31,13 @@ Work = Callable[[Emit, threading.Event], Any]  # runs in the worker thread; retu
 
 
 @dataclass
+class Requeue:
+    """What a job's work returns to go back to the end of the queue, to run `work` when its turn comes."""
+
+    work: Work
+
+
+@dataclass
 class Job:
     work: Work
     loop: asyncio.AbstractEventLoop
@@ -105,19 +112,25 @@ class ModelWorker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            job.started = time.perf_counter()
+            job.started = job.started or time.perf_counter()
+            requeued = False
             try:
                 if job.cancelled.is_set():
                     job._send("error", asyncio.CancelledError())
                 else:
                     with self.batching.member() if self.batching else contextlib.nullcontext():
                         result = job.work(functools.partial(job._send, "item"), job.cancelled)
-                    job._send("done", result)
+                    if isinstance(result, Requeue):  # its next part waits behind the jobs queued meanwhile
+                        job.work, requeued = result.work, True
+                        self._jobs.put(job)
+                    else:
+                        job._send("done", result)
             except BaseException as exc:  # the error belongs to the request, not to the worker
                 if not isinstance(exc, PlaygroundError | asyncio.CancelledError):  # ApiError is one too
                     log.exception("request failed in model worker %s", self.name)
                 job._send("error", exc)
             finally:
-                with self._lock:
-                    self._depth -= 1
-                    self._on_depth(self.name, self._depth)
+                if not requeued:
+                    with self._lock:
+                        self._depth -= 1
+                        self._on_depth(self.name, self._depth)

@@ -23,7 +23,7 @@ PROVIDER = "an OpenAI-compatible provider…"
 # draw it, so these are copied to themselves at the top of every run (see `keep_state`).
 KEPT = ("model_name", "model_path", "provider_url", "provider_model", "provider_key_env",
         "dtype", "preset", "temperature", "top_k", "top_p", "min_p",
-        "repetition_penalty", "max_new_tokens", "seed", "system_prompt",
+        "repetition_penalty", "frequency_penalty", "presence_penalty", "max_new_tokens", "seed", "system_prompt",
         "fn_definitions", "fn_prompts", "fn_tool_choice", "fn_parallel", "fn_allow_none", "fn_execute")
 _LOADED: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -93,17 +93,22 @@ def _client(url: str, key: str | None) -> Any:
     return ProviderClient(url, key)
 
 
+def local_spec() -> str:
+    """The picked local model's name or path; raises `InputError` for a provider or an empty path."""
+    from llm_playground.errors import InputError
+
+    if st.session_state.get("model_name") == PROVIDER:
+        raise InputError("a provider's model can only chat here (its tokenizer and weights are not on this machine)",
+                         "pick a local model in the sidebar for this page")
+    spec = model_spec()[0]
+    if not spec:
+        raise InputError("no model path given", "type a .gguf file or a model directory, or pick a listed model")
+    return spec
+
+
 def model() -> SharedModel:
     """The picked model, loaded once per process; raises `PlaygroundError` for a bad pick."""
-    if st.session_state.get("model_name") == PROVIDER:
-        from llm_playground.errors import InputError
-
-        raise InputError("a provider's model can only chat here", "pick a local model for this page")
-    spec, dtype = model_spec()
-    if not spec:
-        from llm_playground.errors import InputError
-
-        raise InputError("no model path given", "type a .gguf file or a model directory, or pick a listed model")
+    spec, dtype = local_spec(), model_spec()[1]
     with st.spinner(f"Loading {spec} ({dtype})…"):
         return _load(spec, dtype)
 

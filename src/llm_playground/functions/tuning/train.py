@@ -44,6 +44,7 @@ class TuneConfig:
     targets: tuple[str, ...] = TARGETS
     seed: int = 0
     heldout_examples: int = 64
+    catalog_share: float = 0.0  # share of examples from catalog.py's tuning-split function sets
     examples: int | None = None  # distinct training examples, cycled through (default: steps × batch size)
     dtype: str = "float32"
     # bfloat16 matmuls over the float32 weights where the CPU computes bf16 natively (emulated, it is slower)
@@ -110,7 +111,8 @@ def tune_calls(out: Path, config: TuneConfig, model_name: str = "smollm2", conso
         raise InvalidParameter(f"{model_name}'s tokenizer has no end-of-sequence token",
                                "tune a chat model whose tokenizer declares one (as SmolLM2's does)")
     count = config.examples or config.steps * config.batch_size
-    train = [encode(model.tokenizer, e, end_id) for e in generate_examples(count, config.seed)]
+    train = [encode(model.tokenizer, e, end_id) for e in generate_examples(count, config.seed,
+                                                                              catalog_share=config.catalog_share)]
     heldout = [encode(model.tokenizer, e, end_id) for e in generate_examples(config.heldout_examples, config.seed,
                                                                               heldout=True)]
     heldout_loss_base = mean_loss(model, heldout, config.batch_size, config.autocast) if heldout else float("nan")

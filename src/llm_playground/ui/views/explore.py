@@ -48,7 +48,7 @@ def tokens_tab() -> None:
         submitted = st.form_submit_button("Tokenize")
     if submitted:
         def compute() -> Any:
-            spec = common.model_spec()[0]
+            spec = common.local_spec()
             first = tokens.load_tokenizer(spec)
             if not other.strip():
                 return tokens.analyze(first, text)

@@ -100,7 +100,8 @@ def trace_figure(outcome: CallOutcome) -> go.Figure:
 
 def show_outcome(prompt: str, entry: dict[str, Any], outcome: CallOutcome | None) -> None:
     st.markdown(f"**Request:** {prompt}")
-    st.json(entry)
+    # As text, exactly as the output file writes it: a viewer of parsed JSON would show the number 2.0 as 2.
+    st.code(json.dumps(entry, indent=2, ensure_ascii=False), language="json")
     if outcome is None:
         common.show_error(InputError(entry.get("error", "the call failed"), "see the message above"))
         return
@@ -159,7 +160,11 @@ with st.container(horizontal=True):
 if call_one or call_all:
     st.session_state.pop("fn_result", None)
     try:
-        specs = load_functions(st.session_state["fn_definitions"])
+        definitions = st.session_state.get("fn_definitions") or ""
+        if not definitions.strip():  # load_functions would take the empty text for a file name
+            raise InputError("the function definitions are empty",
+                             "paste a JSON list of functions on the left, or upload a definitions file")
+        specs = load_functions(definitions)
         prompts = [line.strip() for line in st.session_state.get("fn_prompts", "").splitlines() if line.strip()]
         if not prompts:
             raise InputError("there are no requests", "type a request, one per line")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 from llm_playground.model import list_models
-from llm_playground.model.gpt_model import checkpoint_for
+from llm_playground.model.gpt_model import CONFIG, checkpoint_for
 from llm_playground.train.metrics import read_metrics
 from llm_playground.ui import common
 
@@ -29,9 +31,13 @@ if not runs:
 else:
     rows = []
     for run in runs:
-        evals = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "eval"]
-        rows.append({"run": run.name, "checkpoint": str(checkpoint_for(run)),
-                     "steps": evals[-1]["step"] if evals else None,
+        records = read_metrics(run / "metrics.jsonl")
+        evals = [r for r in records if r["kind"] == "eval"]
+        checkpoint = checkpoint_for(run)
+        saved = json.loads((checkpoint / CONFIG).read_text(encoding="utf-8")).get("step")
+        rows.append({"run": run.name, "checkpoint": str(checkpoint),
+                     "steps trained": max((r["step"] for r in records), default=None),
+                     "checkpoint's step": saved,
                      "best validation loss": min((r["val_loss"] for r in evals), default=None)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 

@@ -1,0 +1,218 @@
+"""The chat page's state through AppTest: the regressions of issue 17 and the conversation features, on the real
+bundled model, a real tiny trained run (64-token context) and a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import llm_playground.ui
+from llm_playground.conversations import ConversationStore
+
+pytestmark = pytest.mark.slow
+APP = str(Path(llm_playground.ui.__file__).parent / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMP_HOME", str(tmp_path))
+    monkeypatch.setenv("LLMP_THREADS", "1")
+    return tmp_path
+
+
+def start(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception
+    return at
+
+
+def send(at: AppTest, text: str, max_new_tokens: int = 8) -> AppTest:
+    at.radio(key="preset").set_value("precise").run()
+    at.slider(key="max_new_tokens").set_value(max_new_tokens)
+    at.chat_input[0].set_value(text).run()
+    assert not at.exception
+    return at
+
+
+def bubbles(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.name, " ".join(md.value for md in m.markdown)) for m in at.chat_message]
+
+
+def errors(at: AppTest) -> str:
+    return " ".join(e.value for e in at.error)
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.caption)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def store(home: Path) -> ConversationStore:
+    return ConversationStore(home / "conversations.sqlite3")
+
+
+def test_new_chat_sends_into_a_new_conversation(home):
+    """Bug 1 (the browser test checks it where the browser keeps the old tick): after New chat, a setting
+    change must not reopen the old conversation, and the next message starts a new one."""
+    at = send(start(), "What is the capital of France?")
+    first = store(home).list()[0].id
+    button(at, "New chat").click().run()
+    assert at.radio(key="conversation_radio").value is None and bubbles(at) == []
+    at.slider(key="temperature").set_value(0.3).run()  # any setting
+    assert bubbles(at) == []
+    at.chat_input[0].set_value("What is the capital of Italy?").run()
+    conversations = store(home).list()
+    assert len(conversations) == 2
+    assert [m.content for m in store(home).messages(first)][:1] == ["What is the capital of France?"]
+    assert len(store(home).messages(first)) == 2
+    assert store(home).messages(conversations[0].id)[0].content == "What is the capital of Italy?"
+
+
+def test_reopening_restores_the_system_prompt_and_sampling(home):
+    """Bug 2: the conversation's system prompt and settings come back with it, and the prompt is shown."""
+    at = start()
+    at.text_area(key="system_prompt").set_value("Answer in one word.")
+    at.radio(key="preset").set_value("precise").run()
+    at.slider(key="frequency_penalty").set_value(0.5)  # bug 6: the penalties have sliders
+    at.slider(key="presence_penalty").set_value(0.3).run()
+    assert at.radio(key="preset").value == "custom"
+    at.slider(key="max_new_tokens").set_value(6)
+    at.chat_input[0].set_value("What is the capital of France?").run()
+    assert not at.exception and len(bubbles(at)) == 2
+    saved = store(home).list()[0]
+    assert saved.system == "Answer in one word."
+    assert saved.settings["frequency_penalty"] == 0.5 and saved.settings["presence_penalty"] == 0.3
+
+    fresh = start()  # another session, with the default settings
+    assert fresh.text_area(key="system_prompt").value == "" and fresh.slider(key="temperature").value == 0.7
+    fresh.radio(key="conversation_radio").set_value(saved.id).run()
+    assert fresh.text_area(key="system_prompt").value == "Answer in one word."
+    assert fresh.slider(key="temperature").value == 0.0 and fresh.slider(key="max_new_tokens").value == 6
+    assert fresh.slider(key="frequency_penalty").value == 0.5
+    assert "System prompt: Answer in one word." in captions(fresh)
+
+
+@pytest.fixture
+def tiny_run(home):
+    """A real trained-run directory with a 64-token context (random weights: its answers are noise)."""
+    from gpt_helpers import make_workspace
+
+    from llm_playground.model.gpt import GPT, GPTConfig
+    from llm_playground.model.gpt_model import save_gpt
+
+    ws = make_workspace(home, chars=60_000, vocab_size=512)
+    run = ws.runs_dir / "tiny"
+    net = GPT(GPTConfig(vocab_size=512, block_size=64, n_layer=1, n_head=2, n_embd=16))
+    save_gpt(run / "checkpoints" / "best", net, ws.tokenizer_path, extra={"step": 40, "val_loss": 5.0})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"kind": "train", "step": 50, "loss": 5.5}, {"kind": "eval", "step": 40, "train_loss": 5.4, "val_loss": 5.0},
+        {"kind": "eval", "step": 60, "train_loss": 5.3, "val_loss": 5.2}]), encoding="utf-8")
+    return run
+
+
+def test_a_small_context_bounds_the_answer_and_refuses_what_does_not_fit(home, tiny_run):
+    """Bug 3: a 64-token run: the slider is bounded, messages are answered, an oversized one is not kept,
+    and the context gauge tells how full the window is."""
+    at = start()
+    at.selectbox(key="model_name").set_value(str(tiny_run)).run()
+    assert not at.exception
+    slider = at.slider(key="max_new_tokens")
+    assert slider.max == 32 and slider.value <= 32  # half the context; was 2048 (and 256 by default)
+    assert "/ 64" in at.get("progress")[0].proto.text  # the gauge
+    at.chat_input[0].set_value("to be or not").run()
+    assert not at.exception and not at.error, errors(at)
+    assert [role for role, _ in bubbles(at)] == ["user", "assistant"]
+    gauge = at.get("progress")[0].proto.text
+    assert "prompt tokens" in gauge and "/ 64" in gauge
+
+    at.chat_input[0].set_value("word " * 200).run()
+    assert "does not fit" in errors(at) and "Your message was not saved." in captions(at)
+    conversation = store(home).list()[0]
+    assert [m.role for m in store(home).messages(conversation.id)] == ["user", "assistant"]  # not kept
+
+    models = start("models")  # bug 5: the run's steps and its checkpoint's step, both named
+    runs = models.dataframe[1].value
+    assert runs["steps trained"].tolist() == [60] and runs["checkpoint's step"].tolist() == [40]
+
+
+def test_stop_is_only_live_while_generating_and_clear_delete_ask_first(home):
+    """Bug 4: Stop is disabled when nothing is written; Clear and Delete ask for a confirmation."""
+    at = start()
+    assert button(at, "Stop").disabled
+    at = send(at, "What is the capital of France?")
+    assert button(at, "Stop").disabled  # the answer has ended
+    assert not at.info  # no "Stopped." when nothing was stopped
+    button(at, "Clear").click().run()
+    assert len(bubbles(at)) == 2 and "Remove every message" in at.warning[0].value
+    button(at, "Cancel").click().run()
+    assert len(bubbles(at)) == 2 and not at.warning
+    button(at, "Clear").click().run()
+    button(at, "Yes, clear").click().run()
+    assert bubbles(at) == []
+    button(at, "Delete").click().run()
+    assert len(store(home).list()) == 1 and "Delete this conversation" in at.warning[0].value
+    button(at, "Yes, delete").click().run()
+    assert store(home).list() == []
+
+
+def test_wordings_of_the_functions_and_tokens_pages(home):
+    """Bug 5: no CLI wording in the app, no "unknown model '? at ?'"."""
+    from llm_playground.ui.common import PROVIDER
+
+    at = start("functions")
+    at.text_area(key="fn_definitions").set_value("")
+    button(at, "Call the first request").click().run()
+    assert "the function definitions are empty" in errors(at)
+    assert "--functions" not in errors(at) and "not found" not in errors(at)
+
+    at = start("explore")
+    at.selectbox(key="model_name").set_value(PROVIDER).run()
+    button(at, "Tokenize").click().run()
+    assert "provider" in errors(at) and "pick a local model" in errors(at) and "? at ?" not in errors(at)
+
+
+def test_regenerate_keeps_the_old_answer_as_a_sibling(home):
+    at = send(start(), "What is the capital of France?")
+    first_answer = bubbles(at)[1][1]
+    at.radio(key="preset").set_value("creative").run()
+    at.number_input(key="seed").set_value(3)
+    button(at, "Regenerate").click().run()
+    assert not at.exception
+    assert [role for role, _ in bubbles(at)] == ["user", "assistant"]
+    assert "2 / 2" in captions(at)
+    next(b for b in at.button if b.key and b.key.startswith("prev_")).click().run()
+    assert "1 / 2" in captions(at) and bubbles(at)[1][1] == first_answer
+    conversation = store(home).list()[0]
+    assert len(store(home).export(conversation.id)["tree"]) == 3  # the question and both answers
+
+
+def test_search_timestamps_and_import(home):
+    at = send(start(), "What is the capital of France?")
+    button(at, "New chat").click().run()
+    at = send(at, "Name a colour.")
+    assert len(at.radio(key="conversation_radio").options) == 2
+    assert all(" · " in option for option in at.radio(key="conversation_radio").options)  # when
+    at.text_input(key="chat_search").set_value("paris").run()  # found in an answer, not the title
+    assert [o.split(" · ")[0] for o in at.radio(key="conversation_radio").options] == ["What is the capital of France?"]
+    at.text_input(key="chat_search").set_value("nothing like this").run()
+    assert "Nothing matches" in captions(at)
+    at.text_input(key="chat_search").set_value("").run()
+
+    exported = store(home).export(store(home).list()[-1].id)
+    upload = json.dumps(exported).encode()
+    at.get("file_uploader")[0].set_value(("conversation.json", upload, "application/json")).run()
+    assert not at.exception and not at.error, errors(at)
+    assert len(store(home).list()) == 3
+    assert bubbles(at)[0] == ("user", "What is the capital of France?")  # the import is opened
+    at.get("file_uploader")[0].set_value(("bad.json", b'{"title": 3}', "application/json")).run()
+    assert "not an exported conversation" in errors(at)

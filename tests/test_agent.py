@@ -31,7 +31,10 @@ def test_calculator_evaluates_arithmetic(expression, value):
 @pytest.mark.parametrize(("expression", "fragment"), [
     ("__import__('os').system('true')", "not arithmetic"), ("open('x')", "not arithmetic"),
     ("1 / 0", "division by zero"), ("9 ** 9 ** 9", "too large"), ("", "empty"), ("2 +", "not an arithmetic"),
-    ("'a' * 3", "not arithmetic"), ("(1).real", "not arithmetic"), ("sqrt(-1)", "sqrt")])
+    ("'a' * 3", "not arithmetic"), ("(1).real", "not arithmetic"), ("sqrt(-1)", "sqrt"),
+    # big ints hold the GIL and cannot be printed past 4300 digits: refused before they are computed
+    ("(9 ** 1000) ** 1000", "too large"), ("9**1000 * 9**1000 * 9**1000 * 9**1000 * 9**1000", "too large"),
+    ("sqrt(10 ** 400)", "too large")])
 def test_calculator_refuses_everything_else(expression, fragment):
     with pytest.raises(CalculatorError, match=fragment.replace("(", r"\(")):
         calculate(expression)
@@ -103,6 +106,12 @@ def test_tool_errors_and_timeouts_become_results():
     assert timed_out.error == "timed out after 0.2 s" and timed_out.ms < 2000
     assert run_tool(calculator, {"wrong": 1}).error.startswith("TypeError")
 
+    def huge() -> int:
+        """A number json cannot write."""
+        return 10 ** 5000
+
+    assert run_tool(Tool(spec_from_function(huge), huge), {}).error.startswith("ValueError: Exceeds the limit")
+
 
 def test_conversation_helpers():
     messages = [{"role": "user", "content": "What is 2+3?"},
@@ -134,6 +143,10 @@ def test_run_store_migrates_a_version_1_file_and_refuses_a_newer_one(tmp_path):
     newer.close()
     with pytest.raises(InputError, match="newer than this version"):
         RunStore(path)
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"not a database at all" * 200)
+    with pytest.raises(InputError, match="is not an agent runs file"):
+        RunStore(junk)
 
 
 @pytest.mark.slow

@@ -127,12 +127,14 @@ def test_tokenize_and_models():
 
 
 def test_chat_session_with_commands(tmp_path):
+    (tmp_path / "afile").write_text("x")
     script = "What is the capital of France?\n/params temperature=0\n/params top_p=7\nAnd of Italy?\n" \
-             f"/save {tmp_path / 'chat.json'}\n/quit\n"
+             f"/save {tmp_path / 'afile' / 'chat.json'}\n/save {tmp_path / 'chat.json'}\n/quit\n"
     run = llmp("chat", "--greedy", "--max-new-tokens", "24", stdin=script)
     assert run.returncode == 0, run.stderr
     assert "Paris" in run.stdout
     assert "top_p" in run.stderr  # the bad /params value is reported and the chat goes on
+    assert "cannot write /save" in run.stderr and "unexpected" not in run.stderr  # and so is a bad /save path
     saved = json.loads((tmp_path / "chat.json").read_text())
     assert [m["role"] for m in saved["messages"]] == ["user", "assistant", "user", "assistant"]
 
@@ -142,7 +144,19 @@ def test_call_with_and_without_the_adapter(tmp_path):
     plain = llmp("call", prompt, "--adapter", "none", cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
     assert json.loads(plain.stdout)["name"] == "fn_substitute_string_with_regex"
-    adapted = llmp("call", prompt, cwd=tmp_path)
+    adapted = llmp("call", prompt, "--output", "out/one.json", cwd=tmp_path)
     assert json.loads(adapted.stdout)["parameters"]["regex"] == r"\d+"
+    assert json.loads((tmp_path / "out" / "one.json").read_text()) == [json.loads(adapted.stdout)]
     missing = llmp("call", prompt, "--adapter", str(tmp_path / "nope"), cwd=tmp_path)
     assert missing.returncode == 2 and "is not an adapter" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_unwritable_output_paths_and_empty_inputs_stop_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "empty.json").write_text("[]")
+    for args, message in [(["call", "hi", "--trace", str(tmp_path / "afile" / "t.jsonl")], "cannot write --trace"),
+                          (["call", "--input", str(tmp_path / "empty.json")], "nothing to do")]:
+        run = llmp(*args, cwd=tmp_path)
+        assert run.returncode == 2 and message in run.stderr, run.stderr
+        lines = run.stderr.strip().splitlines()  # a first-run note may come before the one-line error
+        assert "unexpected" not in run.stderr and lines[-1].startswith("error:") and message in lines[-1]

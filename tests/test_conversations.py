@@ -50,6 +50,10 @@ def test_user_mistakes_are_playground_errors(tmp_path):
         store.rename(conversation, "   ")
     with pytest.raises(InputError, match="does not exist"):
         store.get(conversation + 1)
+    junk = tmp_path / "junk.sqlite3"
+    junk.write_bytes(b"not a database at all" * 200)
+    with pytest.raises(InputError, match="is not a conversations file"):
+        ConversationStore(junk)
 
 
 def test_titles_are_one_short_line():
@@ -150,6 +154,13 @@ def test_branches_siblings_and_an_export_that_keeps_the_tree(tmp_path):
     list_only = store.import_({"title": "old", "messages": [{"role": "user", "content": "hi"},
                                                             {"role": "assistant", "content": "hello"}]})
     assert [m.parent_id is None for m in store.messages(list_only)] == [True, False]
+    before = len(store.list())
+    for broken in ({"messages": [], "created": "yesterday"}, {"messages": [], "model": {"name": "x"}},
+                   {"tree": [{"id": [1], "role": "user", "content": "hi"}]},
+                   {"tree": [{"id": 1, "role": "user", "content": "hi", "created": "noon"}]}):
+        with pytest.raises(InputError, match="wrong type"):
+            store.import_(broken)
+    assert len(store.list()) == before  # nothing half-imported
 
 
 def test_search_titles_and_messages(tmp_path):

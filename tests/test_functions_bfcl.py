@@ -8,6 +8,7 @@ from importlib import resources
 
 import pytest
 
+from llm_playground.errors import InputError
 from llm_playground.functions import load_functions
 from llm_playground.functions.bfcl import match_calls, read_bfcl, write_bfcl
 from llm_playground.functions.tuning.catalog import BY_KEY, HELDOUT, SETS, TUNING, as_bfcl, cases, draw_call
@@ -108,3 +109,15 @@ def test_llmp_eval_calls_on_a_bfcl_pair(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "llm_playground.cli.main", "eval", "calls", "--answers", "x.jsonl"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert bad.returncode == 2 and "--answers needs --questions" in bad.stderr
+
+
+@pytest.mark.parametrize(("function", "truth", "fragment"), [
+    (["not a function"], [{"f": {}}], "'function' must be"),
+    ([{"name": "f"}], [{}], "ground_truth call"),
+    ([{"name": "f"}], [{"f": "x"}], "ground_truth call"),
+    ([{"name": "f"}], [{"f": {"x": 1}}], "ground_truth call")])
+def test_malformed_bfcl_items_are_input_errors(tmp_path, function, truth, fragment):
+    (tmp_path / "q.jsonl").write_text(json.dumps({"id": "a", "question": "hi", "function": function}) + "\n")
+    (tmp_path / "a.jsonl").write_text(json.dumps({"id": "a", "ground_truth": truth}) + "\n")
+    with pytest.raises(InputError, match=fragment):
+        read_bfcl(tmp_path / "q.jsonl", tmp_path / "a.jsonl")

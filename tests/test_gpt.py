@@ -15,9 +15,10 @@ from llm_playground.generate.loop import complete
 from llm_playground.generate.params import SamplingParams
 from llm_playground.model import load_model
 from llm_playground.model.base import Introspectable, LanguageModel
+from llm_playground.model.convert import ensure_converted
 from llm_playground.model.gpt import GPT, GPTConfig
 from llm_playground.model.gpt_hf import export_hf, gpt_from_gpt2
-from llm_playground.model.gpt_model import GPTModel, load_gpt, save_gpt
+from llm_playground.model.gpt_model import GPTModel, checkpoint_for, load_gpt, save_gpt
 from llm_playground.tokenizer import train_sentencepiece
 
 
@@ -145,6 +146,31 @@ def test_damaged_weights_are_one_line_errors(tmp_path, tokenizer_file):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(ModelLoadError, match="truncated or corrupt"):
         load_gpt(tmp_path / "m")
+
+
+def test_a_truncated_best_checkpoint_falls_back_to_last_with_a_warning(tmp_path, tokenizer_file, caplog):
+    run = tmp_path / "run"
+    for name in ("best", "last"):
+        save_gpt(run / "checkpoints" / name, _net(), tokenizer_file)
+    weights = run / "checkpoints" / "best" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # the header is intact, the tensors are not
+    with caplog.at_level("WARNING"):
+        assert checkpoint_for(run) == run / "checkpoints" / "last"
+    assert "best is truncated or corrupt: using last" in caplog.text
+    assert load_gpt(run).info.name
+    (run / "checkpoints" / "last" / "model.safetensors").write_bytes(b"\x00" * 8)
+    with pytest.raises(ModelLoadError, match="truncated or corrupt"):
+        checkpoint_for(run)
+
+
+def test_a_file_that_is_not_gguf_is_named_so(tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_text("<html>not found</html>")
+    with pytest.raises(ModelLoadError, match="is not a valid GGUF file"):
+        ensure_converted(fake)
+    fake.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 20)  # the signature, then a torn header
+    with pytest.raises(ModelLoadError, match="truncated or damaged"):
+        ensure_converted(fake)
 
 
 @pytest.mark.parametrize("autocast", [False, True])

@@ -13,8 +13,9 @@ from llm_playground.errors import InputError
 from llm_playground.knowledge import open_kb
 from llm_playground.knowledge.chunking import chunk_sections
 from llm_playground.knowledge.embedder import minilm_dir
+from llm_playground.knowledge.lexical import query_terms
 from llm_playground.knowledge.readers import Section, Unreadable, read_file
-from llm_playground.knowledge.store import Store, fts_query
+from llm_playground.knowledge.store import Store
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Python lists are mutable sequences.",
          "Ein Satz auf Deutsch, mit Umlauten: Größe.", "word " * 400]
@@ -75,9 +76,9 @@ def test_chunks_fit_the_embedder_and_keep_spans(minilm):
     assert chunks[-1].end == len(text.rstrip())
 
 
-def test_fts_query_is_safe():
-    assert fts_query('what is "NEAR(a b)" OR x*') == '"near" OR "b" OR "x"'  # stopwords left out
-    assert fts_query("the") == '"the"' and fts_query("?!") is None
+def test_query_terms():
+    assert query_terms('what is "NEAR(a b)" OR x* of lists') == ["near", "b", "x", "list"]  # stopwords left out
+    assert query_terms("the") == ["the"] and query_terms("?!") == []
 
 
 @pytest.fixture
@@ -150,10 +151,30 @@ def test_interrupted_add_resumes(tmp_path, docs, minilm):
     assert report.unchanged == [seen[0]] and len(report.added) == 3
 
 
+def test_a_version_1_store_opens_with_its_chunks(tmp_path, minilm):
+    from llm_playground.knowledge.store import MIGRATIONS, NewChunk
+    from llm_playground.migrations import migrate
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, MIGRATIONS[:1], label="old")  # the schema as version 1 wrote it (with its FTS5 table)
+    db.execute("INSERT INTO files(path, sha256, title, bytes, chunks, added_at) VALUES ('a.md', 'x', 'A', 1, 1, 0)")
+    vector = minilm.embed(["Lava flows downhill."])[0]
+    db.execute("INSERT INTO chunks(file_id, position, title, text, start, end, metadata, vector) VALUES "
+               "(1, 0, 'A', 'Lava flows downhill.', 0, 20, '{}', ?)", (vector.tobytes(),))
+    db.execute("INSERT INTO chunks_fts(rowid, title, text) VALUES (1, 'A', 'Lava flows downhill.')")
+    db.close()
+    store = Store(path)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert [h.text for h in store.search("lava", minilm.embed(["lava"])[0], k=1)] == ["Lava flows downhill."]
+    store.put_file("b.md", "y", "B", 1, [NewChunk("Ice melts.", "B", 0, 0, 10)], minilm.embed(["Ice melts."]))
+    assert store.chunk_count() == 2
+
+
 def test_store_schema_version_and_foreign_file(tmp_path):
     path = tmp_path / "kb.sqlite3"
     Store(path).close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(InputError, match="newer"):
@@ -162,3 +183,52 @@ def test_store_schema_version_and_foreign_file(tmp_path):
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(InputError, match="not a knowledge base"):
         Store(junk)
+
+
+@pytest.mark.parametrize(("line", "fragment"), [
+    ('{"query": "x", "k": "three"}', '"k" is'), ('{"query": "x", "k": null}', '"k" is'),
+    ('{"query": "x", "filters": ["a"]}', '"filters"'), ('{"query": "x", "filters": {"a": {"b": 1}}}', '"filters"')])
+def test_search_input_lines_with_bad_fields_are_input_errors(tmp_path, line, fragment):
+    from llm_playground.cli.knowledge import search_command
+
+    (tmp_path / "q.jsonl").write_text(line + "\n")
+    with pytest.raises(InputError, match=fragment):
+        search_command(None, input_path=tmp_path / "q.jsonl", kb=tmp_path / "kb.sqlite3")
+
+
+def test_bad_options_are_refused_before_anything_is_stored(tmp_path):
+    from llm_playground.errors import InvalidParameter
+
+    kb = open_kb(tmp_path / "kb.sqlite3")
+    with pytest.raises(InvalidParameter, match="chunks of -5 tokens"):
+        kb.configure(chunk_tokens=-5)
+    assert kb.chunk_tokens == 256 and kb.store.get_meta("chunk_tokens") is None  # not kept for the next add
+    kb.configure(chunk_tokens=64, overlap=8)
+    assert (kb.chunk_tokens, kb.overlap) == (64, 8)
+    for options, fragment in (({"k": 0}, "k must be"), ({"mode": "fuzzy"}, "unknown search mode")):
+        with pytest.raises(InvalidParameter, match=fragment):  # an empty base refuses them too
+            kb.search("anything", **options)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="cannot create"):
+        open_kb(tmp_path / "file" / "kb.sqlite3")
+
+
+def test_a_file_removed_by_another_process_during_a_search_is_left_out(tmp_path):
+    """The indexes are loaded, then another connection (another process) removes a file before the hits
+    are read back: the search answers with what is still there instead of a KeyError."""
+    from llm_playground.knowledge.store import NewChunk
+
+    path = tmp_path / "kb.sqlite3"
+    other = Store(path)
+
+    class Interleaved(Store):
+        def hydrate(self, scored):  # the other process's remove lands between the two steps
+            other.remove("a.md")
+            return super().hydrate(scored)
+
+    store = Interleaved(path)
+    unit = np.eye(4, dtype=np.float32)
+    store.put_file("a.md", "x", "A", 1, [NewChunk("Glaciers move slowly.", "A", 0, 0, 21)], unit[:1])
+    store.put_file("b.md", "y", "B", 1, [NewChunk("Glaciers melt in summer.", "B", 0, 0, 24)], unit[1:2])
+    hits = store.search("glaciers", unit[0], k=2)
+    assert [h.source for h in hits] == ["b.md"] and hits[0].dense == pytest.approx(0.0)

@@ -60,8 +60,12 @@ def test_kernels_match_float_within_stated_tolerances(fmt, steps, levels, error)
     # Against float32 itself: the activation rounding adds < 1e-4 (int16) or < 1 % (int8) relative error.
     reference = x @ dequantized.T
     assert float((y - reference).norm() / reference.norm()) < error
-    # One row and many rows (prefill) give the same numbers.
+    # One row and a few rows give the same numbers.
     torch.testing.assert_close(kernels().qlinear(x[2:3], *matrix.parts, None), y[2:3])
+    # Prompts (8 rows or more) run float32 GEMMs over dequantized tiles: float32 numerics, no activation rounding.
+    prompt = torch.randn(12, 576)
+    torch.testing.assert_close(kernels().qlinear(prompt, *matrix.parts, None), prompt @ dequantized.T,
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_weights_from_q4_1_blocks_are_exact_in_both_formats():

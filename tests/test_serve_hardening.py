@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 
 from llm_playground.functions.calling import argument_schema
-from llm_playground.functions.grammar import MAX_DIGITS, NumberBound
 from llm_playground.functions.schema import specs_from_openai_tools
 from llm_playground.migrations import schema_version
 from llm_playground.serve import BackgroundServer, RequestLog, create_app
 from llm_playground.serve.requestlog import LogRecord
-from llm_playground.serve.worker import ModelWorker, Requeue
+from llm_playground.serve.worker import ModelWorker
 
 pytestmark = pytest.mark.slow
 
@@ -176,6 +175,8 @@ def test_prompts_times_n_are_capped(http):
 
 def test_a_multi_prompt_request_requeues_between_prompts(smollm2):
     """Two requests on one worker: the three-prompt one lets the other run after its first prompt."""
+    from llm_playground.serve.worker import Requeue
+
     order: list[str] = []
     worker = ModelWorker("m", smollm2, max_waiting=4)
 
@@ -279,6 +280,8 @@ def test_request_log_opens_a_file_of_the_previous_schema(tmp_path):
 
 
 def test_numbers_in_grammars_have_bounded_digits(smollm2):
+    from llm_playground.functions.grammar import MAX_DIGITS, NumberBound
+
     tokenizer = smollm2.tokenizer
     bound = NumberBound(tokenizer)
     allowed = np.ones(len(bound.texts), dtype=bool)
@@ -315,3 +318,31 @@ def test_concurrent_bad_and_good_requests_keep_the_server_up(http):
         thread.join()
     assert results == [400] * 4
     assert http.post("/v1/chat/completions", json=_chat(max_tokens=1)).status_code == 200
+
+
+def test_tool_requests_get_messages_that_fit_them(http):
+    system_only = http.post("/v1/chat/completions", json={
+        "model": "smollm2", "messages": [{"role": "system", "content": "Be brief."}], "tools": ADD})
+    assert system_only.status_code == 400 and "no user message" in system_only.json()["error"]["message"]
+    too_long = http.post("/v1/chat/completions", json={
+        "model": "smollm2", "messages": [{"role": "user", "content": "Add 2 and 3"}], "tools": ADD,
+        "max_tokens": 100_000}).json()["error"]
+    assert too_long["code"] == "context_length_exceeded" and "smollm2" not in too_long["message"].split("—")[-1]
+    assert "max_tokens" in too_long["message"]
+
+
+def test_embeddings_share_the_body_checks(http):
+    for raw, param in [(b'{"model": "all-MiniLM-L6-v2", "input": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", None),
+                       (b'{"model": "all-MiniLM-L6-v2", "input": ["ok", "\\ud800"]}', "input[1]"),
+                       (b'{"model": "all-MiniLM-L6-v2", "input": "x", "dimensions": NaN}', None)]:
+        response = http.post("/v1/embeddings", content=raw)
+        assert response.status_code == 400 and response.json()["error"]["param"] == param, response.text
+
+
+def test_a_cut_json_answer_says_length(http):
+    reply = http.post("/v1/chat/completions", json={
+        "model": "smollm2", "messages": [{"role": "user", "content": "Describe Paris in JSON."}], "max_tokens": 3,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": {
+            "type": "object", "properties": {"description": {"type": "string"}}, "required": ["description"]}}}})
+    [choice] = reply.json()["choices"]
+    assert choice["finish_reason"] == "length" and reply.json()["usage"]["completion_tokens"] == 3

@@ -41,6 +41,7 @@ def test_train_eval_generate_export(workspace, tmp_path):
     assert again.returncode == 2 and "already holds a run" in again.stderr and "--resume" in again.stderr
     more = llmp(workspace, "train", "--resume", "--set", "max_iters=10", "--out", "runs/cli")
     assert more.returncode == 0, more.stderr
+    assert "from step 8" in more.stderr  # --resume says where it continues
     assert [r["step"] for r in read_metrics(workspace.run_dir("cli") / "metrics.jsonl")][-1] == 10
     ppl = llmp(workspace, "eval", "perplexity", "--model", "runs/cli", "--text", "To be, or not to be " * 20, "--json")
     assert ppl.returncode == 0, ppl.stderr

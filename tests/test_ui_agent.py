@@ -36,3 +36,16 @@ def test_agent_page_runs_a_task_and_shows_its_timeline(tmp_path, monkeypatch):
     [table] = at.dataframe
     assert list(table.value["tool"]) == ["clock", ""] and list(table.value["kind"]) == ["call", "answer"]
     assert (tmp_path / "agent.sqlite3").is_file()
+
+
+def test_agent_page_keeps_its_task_across_pages(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMP_HOME", str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("views/agent.py").run()
+    at.text_area(key="agent_task").set_value("Add 2 and 3.")
+    at.number_input(key="agent_max_steps").set_value(3).run()
+    at.switch_page("views/models.py").run()
+    at.switch_page("views/agent.py").run()
+    assert not at.exception and not at.warning
+    assert at.text_area(key="agent_task").value == "Add 2 and 3." and at.number_input(key="agent_max_steps").value == 3
+    assert "calculator" in at.multiselect(key="agent_tools").value

@@ -188,3 +188,28 @@ def test_two_sessions_at_once_and_stop(browser, server):
     story_tab.screenshot(path=str(ARTIFACTS / "ui-chat-stopped.png"))
     story_tab.context.close()
     other_tab.context.close()
+
+
+def test_agent_page_in_a_real_browser(browser, server):
+    """A task on the Agent page: the steps appear, then the templated answer and the recorded timeline."""
+    import datetime as dt
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(f"{server}/agent")
+    page.get_by_role("heading", name="Agent", exact=True).wait_for()
+    task = page.get_by_label("Task")
+    task.fill("What day of the week is it today?")
+    task.press("Control+Enter")  # commits the text area's value before the button's rerun
+    page.get_by_test_id("stMain").get_by_text("template", exact=True).click()
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Run").click()
+    answer = page.get_by_test_id("stAlert").filter(has_text="Answer:")
+    answer.wait_for()
+    assert dt.datetime.now(dt.UTC).strftime("%A") in answer.inner_text()
+    assert "answered · 2 steps" in page.get_by_test_id("stMain").inner_text()  # the status box's label
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    page.wait_for_timeout(1000)  # the table's canvas draws after the element appears
+    page.screenshot(path=str(ARTIFACTS / "ui-agent.png"), full_page=True)
+    page.close()

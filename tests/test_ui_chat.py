@@ -216,3 +216,99 @@ def test_search_timestamps_and_import(home):
     assert bubbles(at)[0] == ("user", "What is the capital of France?")  # the import is opened
     at.get("file_uploader")[0].set_value(("bad.json", b'{"title": 3}', "application/json")).run()
     assert "not an exported conversation" in errors(at)
+
+
+def test_a_provider_by_name_with_tokens_and_cost(home, monkeypatch):
+    from test_providers import FakeProvider
+
+    from llm_playground.ui.common import PROVIDER
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeProvider() as fake:
+        at = start()
+        at.selectbox(key="model_name").set_value(PROVIDER).run()
+        at.selectbox(key="provider_preset").set_value("openai").run()
+        assert at.text_input(key="provider_url").value == "https://api.openai.com/v1"
+        assert at.text_input(key="provider_key_env").value == "OPENAI_API_KEY"
+        at.text_input(key="provider_url").set_value(fake.url)  # the fake stands in for OpenAI
+        at.text_input(key="provider_model").set_value("gpt-4o-mini").run()
+        at.chat_input[0].set_value("What is the capital of France?").run()
+        assert not at.exception and not at.error, errors(at)
+        assert bubbles(at)[1] == ("assistant", "The capital of France is Paris.")
+        caption = at.chat_message[1].caption[0].value
+        assert "1000 prompt tokens" in caption and "500 tokens" in caption and "~$0.000450" in caption
+        at.chat_input[0].set_value("And of Italy?").run()
+        assert "Estimated cost of this conversation: ~$0.000900 (bundled list prices of" in captions(at)
+
+
+def test_token_view_a_branch_from_a_token_and_an_edited_question(home):
+    at = send(start(), "What is the capital of France?", max_new_tokens=8)
+    at.toggle(key="token_view").set_value(True).run()
+    shown = [m.value for m in at.markdown if "llmp-token" in m.value]
+    assert shown and shown[0].count("llmp-token") >= 7 and "title=" in shown[0] and "hsla(" in shown[0]
+    conversation = store(home).list()[0].id
+    question, answer = store(home).messages(conversation)
+    steps = answer.meta["steps"]
+    assert all(0 < s["p"] <= 1 and len(s["alt"]) == 5 for s in steps)  # the loop's prob and top alternatives
+    assert steps[0]["alt"][0][0] == steps[0]["id"]  # greedy: the chosen token is the most likely
+
+    at.selectbox(key=f"tv_pos_{answer.id}").set_value(2).run()
+    other = steps[2]["alt"][1]
+    at.radio(key=f"tv_alt_{answer.id}").set_value(other[0])
+    button(at, "Continue from here with this token instead").click().run()
+    assert not at.exception and not at.error, errors(at)
+    branch = store(home).messages(conversation)[1]
+    assert branch.id != answer.id and store(home).siblings(branch.id) == [answer.id, branch.id]
+    assert [s["id"] for s in branch.meta["steps"][:3]] == [steps[0]["id"], steps[1]["id"], other[0]]
+    assert branch.meta["steps"][2]["forced"] and branch.content != answer.content
+
+    at.toggle(key="token_view").set_value(False).run()
+    at.text_area(key=f"edit_text_{question.id}").set_value("What is the capital of Italy?")
+    button(at, "Send the edited question").click().run()
+    assert not at.exception and not at.error, errors(at)
+    path = store(home).messages(conversation)
+    assert path[0].content == "What is the capital of Italy?" and store(home).siblings(path[0].id)[0] == question.id
+    assert path[1].role == "assistant" and path[1].parent_id == path[0].id and "2 / 2" in captions(at)
+    assert len(store(home).export(conversation)["tree"]) == 5  # both questions, all three answers
+
+
+def test_side_by_side_streams_two_settings_and_saves_them_as_a_conversation(home):
+    at = start("compare")
+    assert at.title[0].value == "Side by side" and not at.warning
+    assert at.slider(key="cmp_temperature_a").value == 0.0 and at.slider(key="cmp_temperature_b").value == 1.0
+    at.slider(key="max_new_tokens").set_value(8)
+    at.number_input(key="seed").set_value(2)
+    at.chat_input[0].set_value("What is the capital of France?").run()
+    assert not at.exception and not at.error, errors(at)
+    texts = [m.value for m in at.markdown]
+    assert "**Prompt:** What is the capital of France?" in texts
+    assert sum("· temperature 0" in t for t in texts) == 1 and sum("· temperature 1" in t for t in texts) == 1
+    stats = [c.value for c in at.caption if "tokens/s" in c.value]
+    assert len(stats) == 2 and all("tokens ·" in s for s in stats)
+    assert any("Paris" in t for t in texts)  # temperature 0: the greedy answer
+
+    button(at, "Save as a conversation").click().run()
+    assert "Saved as conversation" in at.success[0].value
+    saved = store(home).list()[0]
+    question, answer = store(home).messages(saved.id)
+    assert question.content == "What is the capital of France?"
+    assert len(store(home).siblings(answer.id)) == 2  # the two answers, alternatives of one question
+
+
+def test_side_by_side_a_local_model_and_a_provider(home, monkeypatch):
+    from test_providers import ANSWER, FakeProvider
+
+    from llm_playground.ui.common import PROVIDER
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with FakeProvider() as fake:
+        at = start("compare")
+        for key, value in {"provider_url": fake.url, "provider_model": "gpt-4o-mini",
+                           "provider_key_env": "OPENAI_API_KEY"}.items():
+            at.session_state[key] = value
+        at.selectbox(key="cmp_model_b").set_value(PROVIDER).run()
+        at.slider(key="max_new_tokens").set_value(8)
+        at.chat_input[0].set_value("What is the capital of France?").run()
+        assert not at.exception and not at.error, errors(at)
+        assert "".join(ANSWER) in [m.value for m in at.markdown]
+        assert any("500 tokens" in c.value for c in at.caption)  # the provider's usage

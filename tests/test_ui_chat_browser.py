@@ -57,7 +57,7 @@ def test_chat_walkthrough_in_a_real_browser(browser, app):  # noqa: F811
     chat_input.fill("What is the capital of France?")
     chat_input.press("Enter")
     messages.nth(1).get_by_text("tokens/s").wait_for()
-    page.get_by_text("prompt tokens").wait_for()  # bug 3: the context gauge
+    page.get_by_text("Context: ").wait_for()  # bug 3: the context gauge
     page.screenshot(path=str(ARTIFACTS / "chat-gauge.png"), full_page=True)
 
     # Bug 1: New chat, then a setting change, then a message: a new conversation, the old one untouched.
@@ -112,4 +112,36 @@ def test_chat_walkthrough_in_a_real_browser(browser, app):  # noqa: F811
     page.get_by_text("Remove every message of this conversation?").wait_for()
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(messages).to_have_count(2)
+
+    # The token view of the first conversation (its settings come back with it: greedy), and a branch from a token.
+    sidebar.get_by_text("What is the capital of France?").click()
+    messages.nth(1).get_by_text("Paris").wait_for()
+    page.get_by_text("Token view").click()
+    token = page.locator(".llmp-token").first
+    token.wait_for()
+    assert "p=" in token.get_attribute("title")
+    token.hover()
+    page.screenshot(path=str(ARTIFACTS / "chat-token-view.png"), full_page=True)
+    page.get_by_text("Continue from here with another token").click()
+    page.get_by_text("Instead", exact=True).wait_for()
+    page.get_by_role("button", name="Continue from here with this token instead").click()
+    page.get_by_text("2 / 2").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "chat-token-branch.png"), full_page=True)
+
+    # Side by side: temperature 0 and 1, short answers.
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Side by side").click()
+    page.get_by_role("heading", name="Side by side").wait_for()
+    slider = sidebar.get_by_test_id("stSlider").filter(has_text="Max new tokens").get_by_role("slider")
+    slider.press("Home")
+    for _ in range(23):
+        slider.press("ArrowRight")
+    sidebar.get_by_test_id("stSlider").filter(has_text="Max new tokens").get_by_text("24", exact=True).wait_for()
+    compare_input = page.get_by_test_id("stChatInputTextArea")
+    compare_input.fill("What is the capital of France?")
+    compare_input.press("Enter")
+    page.get_by_role("button", name="Save as a conversation").wait_for()
+    expect(page.get_by_text("tokens/s")).to_have_count(2)
+    page.screenshot(path=str(ARTIFACTS / "side-by-side.png"), full_page=True)
+    page.get_by_role("button", name="Save as a conversation").click()
+    page.get_by_text("Saved as conversation").wait_for()
     page.close()

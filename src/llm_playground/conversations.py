@@ -10,7 +10,6 @@ sqlite3 connections must not be shared between threads. WAL mode lets readers an
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
 import sqlite3
@@ -26,6 +25,9 @@ from llm_playground.migrations import Migration, migrate
 TITLE_LENGTH = 60
 ROLES = ("system", "user", "assistant")
 _LEAF = object()  # `add`'s default parent: the conversation's current leaf
+# Named here: inside ConversationStore, `list` is its method.
+Messages = list["Message"]
+Ids = list[int]
 
 
 def _v1_lists(db: sqlite3.Connection) -> None:
@@ -111,6 +113,9 @@ class ConversationStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             migrate(db, MIGRATIONS, label=str(self.path))
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path} is not a conversations file ({exc})",
+                             "move it away (a new one is made), or use another workspace") from None
         finally:
             db.close()
 
@@ -139,7 +144,8 @@ class ConversationStore:
 
     def list(self, search: str = "") -> list[Conversation]:
         """Most recently updated first; `search` keeps those whose title or any message contains it."""
-        query, args = "SELECT * FROM conversations", tuple[str, ...]()
+        query = "SELECT * FROM conversations"
+        args: tuple[str, ...] = ()
         if search.strip():
             pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             query += (" WHERE title LIKE ? ESCAPE '\\' OR id IN (SELECT conversation_id FROM messages "
@@ -156,12 +162,12 @@ class ConversationStore:
             raise InputError(f"conversation {conversation_id} does not exist", "pick one from the list")
         return _conversation(row)
 
-    def messages(self, conversation_id: int) -> builtins.list[Message]:  # `list` is a method of this class
+    def messages(self, conversation_id: int) -> Messages:
         """The current path: from the first message to the conversation's current leaf."""
         with self._connect() as db:
             return self._path(db, conversation_id)
 
-    def _path(self, db: sqlite3.Connection, conversation_id: int) -> builtins.list[Message]:
+    def _path(self, db: sqlite3.Connection, conversation_id: int) -> Messages:
         leaf = self._leaf(db, conversation_id)
         if leaf is None:
             return []
@@ -202,7 +208,7 @@ class ConversationStore:
                         conversation_id))
             return message_id
 
-    def siblings(self, message_id: int) -> builtins.list[int]:
+    def siblings(self, message_id: int) -> Ids:
         """The ids of the alternatives at this message's place in the tree (itself included), oldest first."""
         with self._connect() as db:
             row = db.execute("SELECT conversation_id, parent_id FROM messages WHERE id = ?", (message_id,)).fetchone()
@@ -281,6 +287,7 @@ class ConversationStore:
             if not isinstance(item, dict) or item.get("role") not in ROLES or not isinstance(item.get("content"), str):
                 raise InputError("a message of the file has no valid role and content",
                                  f"each message needs a role ({', '.join(ROLES)}) and a text content")
+        _check_import_fields(data, tree)
         now = time.time()
         with self._connect(write=True) as db:
             cursor = db.execute(
@@ -302,3 +309,22 @@ class ConversationStore:
                 leaf = list(ids.values())[-1]
             db.execute("UPDATE conversations SET leaf_id = ? WHERE id = ?", (leaf, conversation_id))
         return conversation_id
+
+
+def _check_import_fields(data: dict[str, Any], tree: list[dict[str, Any]]) -> None:
+    """The fields `import_` stores as they are: text, numbers and ids of the types SQLite and a dict take."""
+    def fits(value: Any, *types: type) -> bool:
+        return value is None or (isinstance(value, types) and not isinstance(value, bool))
+
+    problems = [name for name in ("model", "system") if not fits(data.get(name), str)]
+    problems += [name for name in ("created",) if not fits(data.get(name), int, float)]
+    problems += [name for name in ("settings",) if not fits(data.get(name), dict)]
+    problems += [name for name in ("leaf_id",) if not fits(data.get(name), int, str)]
+    for item in tree:
+        problems += [f"a message's {name}" for name in ("id", "parent_id") if not fits(item.get(name), int, str)]
+        problems += [f"a message's {name}" for name in ("created",) if not fits(item.get(name), int, float)]
+        problems += [f"a message's {name}" for name in ("meta",) if not fits(item.get(name), dict)]
+    if problems:
+        wrong = ", ".join(dict.fromkeys(problems))
+        raise InputError(f"this exported conversation has fields of the wrong type: {wrong}",
+                         'give a JSON file from "Export as JSON"')

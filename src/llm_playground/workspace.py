@@ -13,9 +13,84 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import platformdirs
+
+CheckpointKind = Literal["best", "last"]
+CHECKPOINT_KINDS: tuple[CheckpointKind, ...] = ("best", "last")  # the order a run is used in: best, else last
+# A checkpoint is complete once both are written (model/gpt_model.py writes them).
+CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS = "config.json", "model.safetensors"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One training run's folder, `runs/NAME` (or any `--out`): the one place its files are named."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoint(self, kind: CheckpointKind) -> Path:
+        """`checkpoints/best` (lowest validation loss) or `checkpoints/last` (the latest, what resumes)."""
+        return self.checkpoints_dir / kind
+
+    @property
+    def last(self) -> Path:
+        return self.checkpoint("last")
+
+    @property
+    def best(self) -> Path:
+        return self.checkpoint("best")
+
+    @property
+    def metrics(self) -> Path:
+        """One JSON object a line (train/metrics.py)."""
+        return self.path / "metrics.jsonl"
+
+    @property
+    def config(self) -> Path:
+        """The training settings the run started with (what --resume continues)."""
+        return self.path / "train_config.yaml"
+
+    @property
+    def loss_chart(self) -> Path:
+        """The loss curve, `loss.png` (`loss.html` beside it when PNG export is unavailable)."""
+        return self.path / "loss.png"
+
+    @property
+    def tokenizer(self) -> Path:
+        """The run's copy of the SentencePiece tokenizer it was trained with."""
+        return self.path / "tokenizer.model"
+
+    @property
+    def log(self) -> Path:
+        """What a background training (the web app's) writes."""
+        return self.path / "train.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.path / "train.pid"
+
+    def is_run(self) -> bool:
+        """A folder with checkpoints (complete or not yet): what `--model` accepts as a run."""
+        return self.checkpoints_dir.is_dir()
+
+    def complete_checkpoints(self) -> list[tuple[CheckpointKind, Path]]:
+        """The checkpoints with every file written, in the order a run is used: best, then last."""
+        return [(kind, self.checkpoint(kind)) for kind in CHECKPOINT_KINDS
+                if all((self.checkpoint(kind) / name).is_file() for name in (CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS))]
+
+    def usable_checkpoint(self) -> Path | None:
+        """The checkpoint the run is used through: `best`, else `last`; None before the first is saved."""
+        complete = self.complete_checkpoints()
+        return complete[0][1] if complete else None
 
 
 @dataclass(frozen=True)
@@ -92,8 +167,17 @@ class Workspace:
         """Pages downloaded from Wikipedia, one file each, so a second `collect` resumes."""
         return self.raw_dir / "wikipedia" / lang
 
+    def run(self, name: str) -> RunDir:
+        return RunDir(self.runs_dir / name)
+
     def run_dir(self, name: str) -> Path:
-        return self.runs_dir / name
+        return self.run(name).path
+
+    def runs(self) -> list[RunDir]:
+        """Every run folder under runs/, by name (hidden ones, such as an atomic write's temp, left out)."""
+        if not self.runs_dir.is_dir():
+            return []
+        return [RunDir(p) for p in sorted(self.runs_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
     @property
     def agent_db(self) -> Path:
@@ -106,9 +190,19 @@ class Workspace:
         return self.root / "knowledge.sqlite3"
 
     @property
+    def knowledge_dir(self) -> Path:
+        """Files uploaded to the knowledge base from the web app (kept, so `llmp kb add` can re-read them)."""
+        return self.root / "data" / "knowledge"
+
+    @property
     def conversations_db(self) -> Path:
         """The web app's chat history (SQLite)."""
         return self.root / "conversations.sqlite3"
+
+    @property
+    def prices_path(self) -> Path:
+        """The user's price table for providers' models (JSON); the bundled list prices when absent."""
+        return self.root / "prices.json"
 
 
 def cache_dir() -> Path:

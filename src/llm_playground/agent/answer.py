@@ -34,4 +34,6 @@ def templated_answer(tool: str, arguments: dict[str, Any], value: Any) -> str | 
         return f"{arguments['expression']} = {shown}"
     if tool == "clock":
         return f"It is now {shown} (UTC)."
+    if isinstance(value, str):
+        return shown  # a tool's text ("Hello, Ada!") is already an answer
     return f"The result is {shown}."

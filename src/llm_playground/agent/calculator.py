@@ -24,6 +24,9 @@ _FUNCTIONS: dict[str, Callable[..., float]] = {
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 MAX_EXPONENT = 1000
 MAX_LENGTH = 500
+# Python's big ints hold the GIL while they compute (a tool's time limit cannot stop them) and cannot be
+# printed past 4300 digits: results are kept under about 1000 digits, checked before a power is computed.
+MAX_DIGITS = 1000
 
 
 class CalculatorError(ValueError):
@@ -58,8 +61,11 @@ def _evaluate(node: ast.AST) -> Any:
         left, right = _evaluate(node.left), _evaluate(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise CalculatorError(f"the exponent {right} is too large (at most {MAX_EXPONENT})")
+        if isinstance(node.op, ast.Pow) and isinstance(left, int) and abs(left) > 1 and right > 0 \
+                and right * math.log10(abs(left)) > MAX_DIGITS:
+            raise CalculatorError("the result is too large")
         try:
-            return _BINARY[type(node.op)](left, right)
+            return _bounded(_BINARY[type(node.op)](left, right))
         except ZeroDivisionError:
             raise CalculatorError("division by zero") from None
         except OverflowError:
@@ -67,8 +73,16 @@ def _evaluate(node: ast.AST) -> Any:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS \
             and not node.keywords:
         try:
-            return _FUNCTIONS[node.func.id](*(_evaluate(arg) for arg in node.args))
+            return _bounded(_FUNCTIONS[node.func.id](*(_evaluate(arg) for arg in node.args)))
+        except OverflowError:
+            raise CalculatorError(f"{node.func.id}: the number is too large") from None
         except (ValueError, TypeError) as exc:
             raise CalculatorError(f"{node.func.id}: {exc}") from None
     allowed = ", ".join(sorted(_FUNCTIONS))
     raise CalculatorError(f"{ast.unparse(node)!r} is not arithmetic (numbers, + - * / // % **, and {allowed})")
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, int) and value.bit_length() > MAX_DIGITS * 3.33:  # log2(10) bits a digit
+        raise CalculatorError("the result is too large")
+    return value

@@ -83,9 +83,13 @@ class Agent:
     def _steps(self, run: AgentRun) -> Iterator[StepRecord]:
         specs = [tool.spec for tool in self.tools.values()]
         made: set[str] = set()
+        start = time.perf_counter()
         probs = rank(self.model, run.task, specs)
+        rank_ms = (time.perf_counter() - start) * 1000  # counted in the first step's time
         for number in range(1, self.max_steps + 1):
             decision = decide(self.model, run.messages, specs, probs=probs)
+            if number == 1:
+                decision.ms += rank_ms
             call = decision.call
             key = None if call is None else f"{call.name}:{sorted(call.arguments.items())!r}"
             if call is None or key in made:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_playground.errors import InputError
 from llm_playground.migrations import migrate
 
 
@@ -103,7 +104,12 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
-        migrate(self._db, MIGRATIONS, label=str(self.path))
+        try:
+            migrate(self._db, MIGRATIONS, label=str(self.path))
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise InputError(f"{self.path} is not an agent runs file ({exc})",
+                             "move it away (a new one is made), or use another workspace") from None
 
     def close(self) -> None:
         self._db.close()

@@ -47,8 +47,10 @@ class ToolResult:
     ms: float
 
 
+# No example expression in the description: the 135M model copied it ("12 * (3 + 4)") into its calls.
 def calculator(expression: str) -> float | int:
-    """Evaluate an arithmetic expression and return the number, e.g. "12 * (3 + 4)" or "sqrt(16) / 2".
+    """A calculator: add, subtract, multiply or divide numbers, powers and percentages; evaluates an arithmetic
+    expression and returns the number.
 
     Args:
         expression: the arithmetic to compute, with numbers and + - * / ** ( ) sqrt
@@ -115,6 +117,7 @@ def run_tool(tool: Tool, arguments: dict[str, Any]) -> ToolResult:
     def target() -> None:
         try:
             box["value"] = tool.function(**arguments)
+            box["text"] = result_text(box["value"])  # may fail too (a value json cannot write)
         except Exception as exc:  # the tool failed: the model reads why
             box["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -128,8 +131,7 @@ def run_tool(tool: Tool, arguments: dict[str, Any]) -> ToolResult:
         return ToolResult(None, f"error: {error}", error, ms)
     if "error" in box:
         return ToolResult(None, f"error: {box['error']}", box["error"], ms)
-    value = box.get("value")
-    return ToolResult(value, result_text(value), None, ms)
+    return ToolResult(box.get("value"), box["text"], None, ms)
 
 
 def result_text(value: Any) -> str:

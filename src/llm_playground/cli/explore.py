@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, ModelOption, with_model_options
+from llm_playground.cli.paths import check_output
 from llm_playground.errors import InputError
 from llm_playground.generate.params import SamplingParams
 from llm_playground.model import DEFAULT_MODEL, LanguageModel
@@ -51,6 +52,7 @@ def _text(text: str) -> str:
 def _check_outputs(paths: list[Path] | None) -> list[Path]:
     """Checked before any work, so a typo in --out does not cost a model load."""
     for path in paths or []:
+        check_output(path, "--out")
         if path.suffix.lower() not in FORMATS:
             raise InputError(f"cannot write {path}: unknown format {path.suffix or '(no extension)'!r}",
                              f"give --out a file ending in {', '.join(FORMATS)}")

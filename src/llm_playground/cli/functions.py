@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from llm_playground.cli.options import DEFAULT_CHOICE, ModelChoice, with_model_options
+from llm_playground.cli.paths import check_output
 from llm_playground.errors import InputError
 from llm_playground.functions import call_functions, load_functions
 from llm_playground.functions.batch import entry_for, load_prompts, run_batch
@@ -74,20 +75,30 @@ def call_command(
                                               "`llmp tune calls`")] = "default",
 ) -> None:
     """Turn requests into function calls decoded under a grammar: always valid JSON, declared names, typed values."""
+    check_output(output, "--output")
+    check_output(trace, "--trace")
     specs = load_functions(_default(functions, "functions_definition.json"))
     implementations = load_implementations(impl) if execute else None
+    prompts: list = []
+    if prompt is None:  # read before the model loads: an empty or broken list costs no load
+        source = _default(input_path, "function_calling_tests.json")
+        prompts = load_prompts(source)
+        if not prompts:
+            raise InputError(f"{source} holds no prompts: nothing to do", 'add items like {"prompt": "..."}')
     model = choice.load()
     if prompt is not None:
         outcome = call_functions(model, [{"role": "user", "content": prompt}], specs, parallel=parallel,
                                  allow_none=allow_none, adapter=adapter)
         entry = entry_for(prompt, outcome, parallel, allow_none, implementations)
         out.print(json.dumps(entry, ensure_ascii=False))
+        if output is not None:  # the same file shape as a batch: a list of entries
+            atomic_write_text(output, json.dumps([entry], ensure_ascii=False, indent=2))
+            err.print(f"[dim]wrote {output}[/]")
         err.print(f"[dim]{outcome.stats.tokens} tokens ({outcome.stats.forced_tokens} forced), "
                   f"{outcome.stats.total_ms:.0f} ms, valid: {outcome.stats.valid}[/]")
         if trace is not None:
             _write_trace(trace, [prompt], [outcome])
         raise typer.Exit(0 if outcome.stats.valid else 1)
-    prompts = load_prompts(_default(input_path, "function_calling_tests.json"))
     output = output or Workspace.current().output_dir / "function_calling_results.json"
     columns = (TextColumn("calls"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as progress:

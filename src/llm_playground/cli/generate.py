@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from llm_playground.cli.options import (
     with_model_options,
     with_sampling_options,
 )
+from llm_playground.cli.paths import check_output
 from llm_playground.errors import InputError, InvalidParameter, PlaygroundError
 from llm_playground.generate import Generation, GenerationResult, SamplingParams
 from llm_playground.generate.chat import ChatModel, ChatReply, LocalChatModel, with_system
@@ -26,6 +27,9 @@ from llm_playground.generate.trace import replay as replay_trace
 from llm_playground.generate.trace import traced
 from llm_playground.model import LanguageModel
 from llm_playground.workspace import atomic_write_text
+
+if TYPE_CHECKING:
+    from llm_playground.serve.providers import Prices
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -57,6 +61,7 @@ def generate_command(
     trace: Annotated[Optional[Path], typer.Option(help="write a per-token trace (JSON Lines)")] = None,  # noqa: UP045
 ) -> None:
     """Generate text from a prompt, streamed token by token."""
+    check_output(trace, "--trace")
     text = _read_prompt(prompt)
     lm = choice.load()
     prompt_text = build_prompt(lm.tokenizer, text, system=system, raw=raw)
@@ -88,25 +93,41 @@ def chat_command(
     sampling: SamplingParams,
     choice: ModelChoice = DEFAULT_CHOICE,
     system: Annotated[Optional[str], typer.Option(help="system prompt")] = None,  # noqa: UP045
-    provider: Annotated[Optional[str], typer.Option(help="chat with --model at this OpenAI-compatible URL "  # noqa: UP045
-                                                    "instead (OpenAI, Ollama, vLLM, llama.cpp, llmp serve)",
-                                                    rich_help_panel="Provider")] = None,
-    api_key_env: Annotated[str, typer.Option(help="the environment variable holding the provider's API key",
-                                             rich_help_panel="Provider")] = "OPENAI_API_KEY",
+    provider: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="chat with --model through a provider instead: openai, anthropic, google, ollama, vllm, llama.cpp, "
+             "or any OpenAI-compatible URL (llmp serve too)", rich_help_panel="Provider")] = None,
+    base_url: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="the provider's endpoint, replacing the preset's (e.g. a proxy or another port)",
+        rich_help_panel="Provider")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        help="the environment variable holding the API key (default: the preset's, e.g. ANTHROPIC_API_KEY; "
+             "OPENAI_API_KEY for a URL)", rich_help_panel="Provider")] = None,
 ) -> None:
     """Chat in the terminal: /reset, /params key=value, /save FILE, /quit."""
+    prices = None
     if provider:
         from llm_playground.serve.client import ProviderClient, RemoteChatModel
+        from llm_playground.serve.providers import load_prices, resolve
+        from llm_playground.workspace import Workspace
 
-        model: ChatModel = RemoteChatModel(ProviderClient(provider, os.environ.get(api_key_env) or None),
-                                           choice.model)
+        endpoint = resolve(provider, base_url, api_key_env)
+        key_env = endpoint.key_env or ("OPENAI_API_KEY" if endpoint.provider is None else None)
+        key = os.environ.get(key_env) if key_env else None
+        if endpoint.provider is not None and endpoint.key_env and not key:
+            raise InputError(f"{endpoint.provider} needs an API key: {endpoint.key_env} is not set",
+                             f"export {endpoint.key_env}=… (or name another variable with --api-key-env)")
+        if choice.model == DEFAULT_CHOICE.model and endpoint.provider is not None:
+            raise InputError(f"which of {endpoint.provider}'s models?",
+                             f"pass --model, e.g. --model {_example_model(endpoint.provider)}")
+        model: ChatModel = RemoteChatModel(ProviderClient(endpoint.base_url, key or None), choice.model)
+        prices = load_prices(Workspace.current().prices_path)
         banner = f"[bold]{model.label}[/]"
     else:
         model = LocalChatModel(choice.load())
         info = model.model.info
         banner = (f"[bold]{info.name}[/] ({info.parameters / 1e6:.0f}M parameters, {info.backend}, "
                   f"{info.dtype})")
-    session = ChatSession(model, sampling, system)
+    session = ChatSession(model, sampling, system, prices)
     err.print(f"{banner}. Type /quit to leave, /help for commands.")
     while True:
         try:
@@ -139,10 +160,13 @@ class ChatSession:
     """A conversation kept as messages, answered by any `ChatModel`: a local model (the history fitted to its
     context window) or a model behind an OpenAI-compatible provider (which keeps its own limits)."""
 
-    def __init__(self, model: ChatModel, params: SamplingParams, system: str | None) -> None:
+    def __init__(self, model: ChatModel, params: SamplingParams, system: str | None,
+                 prices: Prices | None = None) -> None:
         self.model, self.params, self.system = model, params.updated(n=1), system
         self.messages: list[dict[str, str]] = []
         self.last_reply: ChatReply | None = None
+        self.prices = prices  # a provider's price table: each answer's estimated cost, and the conversation's
+        self.total_cost: float | None = None
 
     @property
     def model_name(self) -> str:
@@ -155,8 +179,20 @@ class ChatSession:
             return ""
         if reply.result is not None:
             return _stats(reply.result)
+        cost = ""
+        if self.prices is not None:
+            from llm_playground.serve.providers import format_cost
+
+            usage = reply.usage or {}
+            answer = self.prices.cost(reply.model, usage.get("prompt_tokens", 0), reply.completion_tokens)
+            if answer is not None:
+                self.total_cost = (self.total_cost or 0.0) + answer
+                cost = (f", {usage.get('prompt_tokens', '?')} prompt tokens, ~{format_cost(answer)} "
+                        f"(conversation ~{format_cost(self.total_cost)})")
+            else:
+                cost = f", cost: {reply.model} has no price in the table"
         return (f"[{reply.completion_tokens} tokens, {reply.finish_reason}, first token {reply.ttft_ms or 0:.0f} ms, "
-                f"{reply.total_ms:.0f} ms in all, {self.model_name}]")
+                f"{reply.total_ms:.0f} ms in all{cost}, {self.model_name}]")
 
     def reset(self) -> None:
         self.messages = []
@@ -183,7 +219,8 @@ class ChatSession:
         elif name == "/save":
             if not rest.strip():
                 raise InputError("/save needs a file name", "type /save chat.json")
-            path = Path(rest.strip())
+            path = check_output(Path(rest.strip()), "/save")
+            assert path is not None
             record = {"model": self.model_name, "system": self.system,
                       "params": self.params.model_dump(mode="json"), "messages": self.messages}
             atomic_write_text(path, json.dumps(record, ensure_ascii=False, indent=2))
@@ -191,6 +228,12 @@ class ChatSession:
         else:
             err.print("commands: /reset, /params key=value ..., /save FILE, /quit")
         return None
+
+
+def _example_model(provider: str) -> str:
+    from llm_playground.serve.providers import PROVIDERS
+
+    return PROVIDERS[provider].example_model
 
 
 def _parse_assignment(item: str) -> tuple[str, object]:

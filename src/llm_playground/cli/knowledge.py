@@ -155,9 +155,16 @@ def search_command(
         raise InputError("give a QUERY or --input FILE.jsonl (one of them)", 'e.g. llmp kb search "what is X"')
     base = _open(kb)
     if input_path is not None:
-        for record in _read_jsonl(input_path, "query"):
-            hits = base.search(record["query"], k=int(record.get("k", k)), mode=record.get("mode", mode),
-                               filters=record.get("filters"))
+        for number, record in enumerate(_read_jsonl(input_path, "query"), 1):
+            wanted, filters = record.get("k", k), record.get("filters")
+            if not isinstance(wanted, int) or isinstance(wanted, bool):
+                raise InputError(f'{input_path}: query {number}\'s "k" is {wanted!r}, not a whole number',
+                                 'write "k": 5, or leave it out')
+            if filters is not None and not (isinstance(filters, dict) and all(
+                    isinstance(v, str | int | float) for v in filters.values())):
+                raise InputError(f'{input_path}: query {number}\'s "filters" is not an object of values',
+                                 'write "filters": {"source": "*.md"}, or leave it out')
+            hits = base.search(record["query"], k=wanted, mode=record.get("mode", mode), filters=filters)
             out.out(json.dumps({"query": record["query"], "hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return
     assert query is not None

@@ -42,7 +42,7 @@ DEFAULT_CHOICE = ModelChoice()  # a placeholder default: `with_model_options` re
 
 _MODEL_HELP = {
     "model": "model name, .gguf file or model directory",
-    "dtype": "weights' dtype: float32, float16 (faster decoding on CPU) or bfloat16",
+    "dtype": "weights' dtype: float32, float16, bfloat16, or int8/int4 (quantized, native backend: fastest on CPU)",
     "backend": "auto, native, transformers or llamacpp",
     "threads": "torch threads (default: half the cores, or LLMP_THREADS)",
 }

@@ -24,7 +24,7 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     models: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="a model to serve (repeatable): "  # noqa: UP045
                                                         "name, .gguf file or model directory")] = None,
-    dtype: Annotated[str, typer.Option(help="weights' dtype: float32, float16 or bfloat16")] = "float32",
+    dtype: Annotated[str, typer.Option(help="weights' dtype: float32, float16, bfloat16, int8 or int4")] = "float32",
     backend: Annotated[str, typer.Option(help="auto, native, transformers or llamacpp")] = "auto",
     threads: Annotated[Optional[int], typer.Option(help="torch threads (default: half the cores)")] = None,  # noqa: UP045
     api_key: Annotated[Optional[str], typer.Option(envvar="LLMP_API_KEY", show_envvar=True,  # noqa: UP045

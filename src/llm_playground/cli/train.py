@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from llm_playground.cli.paths import check_output
 from llm_playground.errors import InputError, InvalidParameter
-from llm_playground.workspace import Workspace
+from llm_playground.workspace import RunDir, Workspace
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -25,7 +26,9 @@ OutOption = Annotated[Optional[Path], typer.Option(  # noqa: UP045
 def _run_dir(workspace: Workspace, given: Path | None, preset: str | None) -> Path:
     if given is None:
         return workspace.run_dir(preset or "tiny")
-    return given if given.is_absolute() else workspace.root / given
+    path = given if given.is_absolute() else workspace.root / given
+    check_output(path, "--out", directory=True)
+    return path
 
 
 def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file: Path | None,
@@ -38,14 +41,14 @@ def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file:
         if preset is not None or config_file is not None:
             raise InvalidParameter("--resume continues a run with its own config", "drop --preset/--config; "
                                    "--set can still change training settings (e.g. --set max_iters=5000)")
-        saved = run_dir / "train_config.yaml"
+        saved = RunDir(run_dir).config
         if not saved.is_file():
-            raise InputError(f"{run_dir} is not a run (no train_config.yaml)", f"start it: llmp train --out {run_dir}")
+            raise InputError(f"{run_dir} is not a run (no {saved.name})", f"start it: llmp train --out {run_dir}")
         config = build_config(overrides=overrides, base=load_saved(saved).model_dump())
         if pipeline:
             from llm_playground.model.gpt_model import read_config
 
-            step = read_config(run_dir / "checkpoints" / "last")[1].get("step", 0)
+            step = read_config(RunDir(run_dir).last)[1].get("step", 0)
             if step >= config.max_iters:  # a larger --set max_iters continues the run
                 err.print(f"train: {workspace.relative(run_dir)} is complete (step {step})")
                 return
@@ -58,14 +61,15 @@ def _train(workspace: Workspace, run_dir: Path, preset: str | None, config_file:
         return
     if result.samples:
         out.print(f"[bold]sample at step {result.step}:[/]\n{result.samples[-1].strip()}", markup=True)
-    where = workspace.relative(run_dir)
+    where, run = workspace.relative(run_dir), RunDir(run_dir)
     if result.interrupted:
-        err.print(f"interrupted at step {result.step}; {where}/checkpoints/last saved. "
+        err.print(f"interrupted at step {result.step}; {workspace.relative(run.last)} saved. "
                   f"Continue with: llmp train --resume --out {where}")
         raise typer.Exit(130)
     losses = f"val loss {result.val_loss:.4f} (best {result.best_val_loss:.4f})" if result.val_loss else ""
     err.print(f"trained to step {result.step} in {result.elapsed_s:.0f} s, {result.tokens_per_s:,.0f} tokens/s; "
-              f"{losses}\ncheckpoints: {where}/checkpoints/{{best,last}}; metrics: {where}/metrics.jsonl\n"
+              f"{losses}\ncheckpoints: {workspace.relative(run.checkpoints_dir)}/{{best,last}}; "
+              f"metrics: {workspace.relative(run.metrics)}\n"
               f'try: llmp generate --model {where} --raw "ROMEO:"')
 
 
@@ -95,7 +99,7 @@ def pipeline_command(
         err.print(f"[bold]{stage}[/]: running", markup=True)
         err.print(f"  {run_data_stage(workspace, stage)}")
     run_dir = _run_dir(workspace, output, preset)
-    resume = (run_dir / "checkpoints" / "last").is_dir()
+    resume = RunDir(run_dir).last.is_dir()
     _train(workspace, run_dir, None if resume else preset, None, overrides or [], resume, pipeline=True)
 
 
@@ -110,6 +114,7 @@ def export_command(
 
     if format != "hf":
         raise InvalidParameter(f"unknown export format {format!r}", "use --format hf")
+    check_output(output, "--out", directory=True)
     if not run.is_dir() or not (is_run_directory(run) or is_gpt_directory(run)):
         raise InputError(f"{run} is not a run or a GPT checkpoint directory", "give runs/NAME (see llmp status)")
     result = export_hf(run, output)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from llm_playground.cli.options import ThreadsOption
+from llm_playground.cli.paths import check_output
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -34,6 +35,8 @@ def tune_calls_command(
 ) -> None:
     """Train a LoRA adapter on generated request → call examples (many function families, regex idioms)."""
     from llm_playground.functions.tuning.train import TuneConfig, tune_calls
+
+    check_output(out_dir, "--out", directory=True)
 
     config = TuneConfig(steps=steps, batch_size=batch_size, seed=seed, rank=rank, alpha=2.0 * rank,
                         learning_rate=learning_rate, dtype=dtype, threads=threads, heldout_examples=heldout,

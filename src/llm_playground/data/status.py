@@ -13,7 +13,7 @@ from typing import Any
 
 from llm_playground.data.prepared import load_prepared, read_json_object
 from llm_playground.errors import PlaygroundError
-from llm_playground.workspace import Workspace
+from llm_playground.workspace import CHECKPOINT_WEIGHTS, Workspace
 
 READY, MISSING, STALE = "ready", "missing", "stale"
 
@@ -142,17 +142,14 @@ def _app(runs: list[RunStatus]) -> Stage:
 
 def run_statuses(ws: Workspace) -> list[RunStatus]:
     """Every run folder under runs/, newest first; a run is ready once it has a best or last checkpoint."""
-    if not ws.runs_dir.is_dir():
-        return []
     runs = []
-    for folder in (p for p in ws.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        weights = [(kind, folder / "checkpoints" / kind / "model.safetensors") for kind in ("best", "last")]
-        found = next(((kind, path) for kind, path in weights if path.is_file()), None)
-        newest = max((path.stat().st_mtime for _, path in weights if path.is_file()),
-                     default=folder.stat().st_mtime)
-        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-        runs.append((newest, RunStatus(folder.name, ws.relative(folder), found[0] if found else None,
-                                       _iso(newest), size, _last_metrics(folder / "metrics.jsonl"))))
+    for run in ws.runs():
+        complete = run.complete_checkpoints()
+        newest = max(((path / CHECKPOINT_WEIGHTS).stat().st_mtime for _, path in complete),
+                     default=run.path.stat().st_mtime)
+        size = sum(p.stat().st_size for p in run.path.rglob("*") if p.is_file())
+        runs.append((newest, RunStatus(run.name, ws.relative(run.path), complete[0][0] if complete else None,
+                                       _iso(newest), size, _last_metrics(run.metrics))))
     return [run for _, run in sorted(runs, key=lambda item: item[0], reverse=True)]
 
 

@@ -95,9 +95,24 @@ def read_bfcl(questions: Path, answers: Path | None = None) -> list[BfclItem]:
         answer = truth.get(str(raw["id"]))
         if isinstance(answer, dict):
             answer = [answer]
+        _check_item(raw["id"], functions, answer)
         items.append(BfclItem(str(raw["id"]), _messages(raw.get("question")), [to_openai(f) for f in functions],
                               answer or None))
     return items
+
+
+def _check_item(item_id: Any, functions: Any, answer: Any) -> None:
+    """The shapes the matcher relies on, so that a malformed file is one line, not a traceback."""
+    if not isinstance(functions, list) or not all(isinstance(f, dict) and isinstance(f.get("name"), str)
+                                                  for f in functions):
+        raise InputError(f"item {item_id!r}: 'function' must be a list of function objects with a name",
+                         "fix the questions file")
+    if answer is not None and not (isinstance(answer, list) and all(
+            isinstance(a, dict) and len(a) == 1 and all(
+                isinstance(params, dict) and all(isinstance(v, list) for v in params.values())
+                for params in a.values()) for a in answer)):
+        raise InputError(f"item {item_id!r}: each ground_truth call must be {{NAME: {{PARAMETER: [values]}}}}",
+                         "fix the answers file")
 
 
 def write_bfcl(items: Iterable[BfclItem], questions: Path, answers: Path) -> None:

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from llm_playground.errors import ContextOverflow, InputError
 from llm_playground.functions.adapter import DEFAULT as DEFAULT_ADAPTER
 from llm_playground.functions.adapter import model_for_calls
 from llm_playground.functions.grammar import ConstraintStats, GrammarConstraint, schema_grammar
+from llm_playground.functions.helps import DEFAULT as HELPS_DEFAULT
+from llm_playground.functions.helps import call_evidence, narrow, snap_strings
 from llm_playground.functions.prompt import call_json, call_prompt
 from llm_playground.functions.schema import FunctionSpec
 from llm_playground.functions.selection import FunctionRanker
@@ -113,16 +115,20 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
                    tool_choice: str | dict[str, Any] = "required", parallel: bool = False,
                    allow_none: bool = False, params: SamplingParams | None = None,
                    context: CallContext | None = None, adapter: str | Path | None = DEFAULT_ADAPTER,
-                   split: bool = True) -> CallOutcome:
+                   split: bool = True, helps: Iterable[str] | None = None) -> CallOutcome:
     """Decode the call(s) a conversation asks for. `tool_choice` is "required", "auto" (a call or none)
     or {"name": NAME} (that function); "none" is a plain chat and not handled here. A `CallContext`
     shared by many calls over the same functions keeps what does not depend on the request. `adapter`
     chooses the weights the arguments are decoded with (see adapter.py): "default", "none" or a path.
     With `parallel`, the request is cut into the single requests it holds (split.py) and each is ranked
-    and decoded as a single call; `split=False` decodes one list of calls under the grammar instead."""
+    and decoded as a single call; `split=False` decodes one list of calls under the grammar instead.
+    `helps` names the decoding helps of helps.py to use (default: all of them; `()` for none)."""
     start = time.perf_counter()
     if not functions:
         raise InputError("no functions to call", "give at least one function definition")
+    if not any(m["role"] == "user" for m in messages):
+        raise InputError("the conversation has no user message, and a function call answers one",
+                         "add a user message that asks for something")
     if not any(m.get("content", "").strip() for m in messages if m["role"] == "user"):
         raise InputError("the request is empty", "give a prompt that asks for something")
     params = params or GREEDY
@@ -132,17 +138,25 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     request = next(m["content"] for m in reversed(messages) if m["role"] == "user")
     budget = model.context_length - params.max_new_tokens - 64
     if budget < 16:
+        most = max(1, model.context_length - 64 - 16)
         raise ContextOverflow(f"{model.info.name}'s context of {model.context_length} tokens is too short for a "
                               f"function call ({params.max_new_tokens} for the answer, the prompt beside it)",
-                              "use a model with a longer context, such as the default smollm2")
+                              f"ask for at most {most} tokens for the answer (max_tokens)")
     if len(model.tokenizer.encode(request)) > budget:
         raise ContextOverflow(f"the request is longer than the model's context allows ({budget} tokens)",
                               "shorten the request")
     candidates, allow_none = _candidates(functions, tool_choice, allow_none)
+    chosen_helps = frozenset(HELPS_DEFAULT if helps is None else helps)
     if parallel and split:
         return _parallel(model, messages, functions, request, tool_choice=tool_choice, allow_none=allow_none,
-                         params=params, context=context, adapter=adapter, start=start)
+                         params=params, context=context, adapter=adapter, start=start, helps=chosen_helps)
     stats = CallStats()
+    if allow_none and "no_call" in chosen_helps:
+        # Under "auto" the request's own words decide whether any function fits (helps.py).
+        if call_evidence(request, candidates) < 1:
+            stats.valid, stats.total_ms = True, (time.perf_counter() - start) * 1000
+            return CallOutcome([], call_json(None, {}), None, stats)
+        allow_none = False
     probs: dict[str, float] = {}
     if not parallel and len(candidates) > 1:
         ranking = context if context is not None and context.functions == candidates else CallContext.shared(
@@ -155,7 +169,8 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     # from the request instead of from other functions' names.
     prompt_ids = model.tokenizer.encode(call_prompt(model.tokenizer, messages, candidates))
     stats.prompt_tokens = len(prompt_ids)
-    schema = call_schema(candidates, parallel, allow_none)
+    decoded = [narrow(c, request, chosen_helps) for c in candidates] if chosen_helps else candidates
+    schema = call_schema(decoded, parallel, allow_none)
     constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size, bound_numbers=True)
     owner = context if context is not None and context.model is call_model else CallContext.shared(call_model,
                                                                                                    functions)
@@ -169,6 +184,13 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.forward_ms = max(0.0, result.prefill_ms + result.decode_ms - stats.mask_ms)
     outcome = CallOutcome([], text, result, stats, probs, _steps(events, constraint.stats, model))
     outcome.calls, outcome.validated = _parse(text, functions, parallel)
+    if "spans" in chosen_helps and outcome.calls:
+        by_name = {f.name: f for f in functions}
+        snapped = [ToolCall(c.name, snap_strings(c.arguments, by_name[c.name], request)) for c in outcome.calls]
+        if snapped != outcome.calls:
+            outcome.calls = snapped
+            outcome.text = (call_json(snapped[0].name, snapped[0].arguments) if not parallel else
+                            "[" + ",".join(call_json(c.name, c.arguments) for c in snapped) + "]")
     stats.valid = bool(outcome.validated) or (allow_none and not outcome.calls and _is_none(text))
     stats.total_ms = (time.perf_counter() - start) * 1000
     return outcome

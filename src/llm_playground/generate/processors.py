@@ -1,6 +1,6 @@
 """Logits processors: each one idea, each `(ids, logits) -> logits` on numpy float32 arrays.
 
-Applied in this order (see `build_processors`):
+Applied in this order (the loop composes `penalty_processors`, the constraint, then `sampling_processors`):
 1. repetition penalty  (over prompt + generated tokens, as in transformers)
 2. frequency and presence penalties  (over generated tokens, as in OpenAI's API)
 3. the constraint's mask  (grammar; applied by the loop, between 2 and 4)

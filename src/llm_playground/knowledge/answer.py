@@ -28,7 +28,7 @@ from llm_playground.model.base import LanguageModel
 
 # The best chunk's cosine under which retrieval counts as "found nothing relevant"; benchmarks/rag.py
 # prints the value that separates answerable from unanswerable questions on its tuning split.
-ABSTAIN_BELOW = 0.30
+ABSTAIN_BELOW = 0.32
 NOT_FOUND = "The documents do not say."
 SYSTEM = ("Answer the question using only the numbered sources. Cite the sources you use like [1] or [2]. "
           f"If the sources do not contain the answer, reply exactly: {NOT_FOUND}")

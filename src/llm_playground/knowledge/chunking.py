@@ -27,9 +27,7 @@ def chunk_sections(sections: list[Section], embedder: Embedder, chunk_tokens: in
                    overlap: int = DEFAULT_OVERLAP) -> list[Chunk]:
     # [CLS] and [SEP] take two of the embedder's positions; a chunk never exceeds what it embeds whole.
     size = min(chunk_tokens, embedder.max_tokens - 2)
-    if size < 8 or not 0 <= overlap < size // 2:
-        raise InvalidParameter(f"chunks of {size} tokens with an overlap of {overlap} do not work",
-                               "use at least 8 tokens a chunk and an overlap under half of it")
+    check_chunking(size, overlap)
     chunks: list[Chunk] = []
     for section in sections:
         for start, end in _windows(section.text, embedder.token_spans(section.text), size, overlap):
@@ -39,6 +37,12 @@ def chunk_sections(sections: list[Section], embedder: Embedder, chunk_tokens: in
                 chunks.append(Chunk(text, section.title, len(chunks), start + lead, start + lead + len(text),
                                     dict(section.metadata)))
     return chunks
+
+
+def check_chunking(size: int, overlap: int) -> None:
+    if size < 8 or not 0 <= overlap < size // 2:
+        raise InvalidParameter(f"chunks of {size} tokens with an overlap of {overlap} do not work",
+                               "use at least 8 tokens a chunk and an overlap under half of it")
 
 
 def _windows(text: str, spans: list[tuple[int, int]], size: int, overlap: int) -> list[tuple[int, int]]:

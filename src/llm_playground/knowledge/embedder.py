@@ -244,24 +244,19 @@ class ProviderEmbedder:
         return [m.span() for m in re.finditer(r"\S+", text)]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import httpx
+        from llm_playground.serve.client import ProviderClient  # the one HTTP client: retries, refusals
 
         if not texts:
             return np.zeros((0, self._dimensions or 0), np.float32)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        url = self.base_url + ("/embeddings" if self.base_url.endswith("/v1") else "/v1/embeddings")
+        with ProviderClient(self.base_url, self.api_key, timeout=self.timeout) as client:
+            embeddings = client.embeddings(self.model, texts)
         try:
-            response = httpx.post(url, json={"model": self.model, "input": list(texts), "encoding_format": "base64"},
-                                  headers=headers, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"cannot reach {url}: {exc}", "check the URL and that the server runs") from exc
-        if response.status_code >= 400:
-            raise ProviderError(f"{url} answered {response.status_code}: {response.text[:200]}",
-                                "check the model name and API key")
-        data = sorted(response.json()["data"], key=lambda d: d["index"])
-        rows = [np.frombuffer(base64.b64decode(d["embedding"]), np.float32) if isinstance(d["embedding"], str)
-                else np.asarray(d["embedding"], np.float32) for d in data]
-        return _normalise(np.stack(rows))
+            rows = [np.frombuffer(base64.b64decode(e), "<f4") if isinstance(e, str) else np.asarray(e, np.float32)
+                    for e in embeddings]
+            return _normalise(np.stack(rows))
+        except (ValueError, TypeError) as exc:
+            raise ProviderError(f"{self.base_url} sent embeddings that are not vectors of one size ({exc})",
+                                "check that the model is an embedding model") from exc
 
 
 _CACHE: dict[tuple[str, str], MiniLMEmbedder] = {}

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from llm_playground.errors import InputError
-from llm_playground.knowledge.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, chunk_sections
+from llm_playground.knowledge.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, check_chunking, chunk_sections
 from llm_playground.knowledge.embedder import MINILM, Embedder, load_embedder
 from llm_playground.knowledge.readers import SUFFIXES, Unreadable, read_file
-from llm_playground.knowledge.store import Hit, Mode, NewChunk, Store
+from llm_playground.knowledge.store import Hit, Mode, NewChunk, Store, check_search
 from llm_playground.workspace import Workspace
 
 EMBED_BATCH = 32
@@ -82,6 +82,9 @@ class KnowledgeBase:
                                          or overlap not in (None, self.overlap)):
             raise InputError("the chunk size of a knowledge base with files in it cannot change",
                              "remove its files first, or use another knowledge base file")
+        # checked before anything is stored: a bad value kept in the base would fail every later add
+        check_chunking(self.chunk_tokens if chunk_tokens is None else chunk_tokens,
+                       self.overlap if overlap is None else overlap)
         if chunk_tokens is not None:
             self.store.set_meta("chunk_tokens", str(chunk_tokens))
         if overlap is not None:
@@ -180,6 +183,7 @@ class KnowledgeBase:
         """The `k` best chunks for `query`; each hit carries the scores of both retrievers where it has them."""
         if not query or not query.strip():
             raise InputError("the search query is empty", "give some words to search for")
+        check_search(k, mode)  # an empty base too: the same options are refused whatever it holds
         if self.store.chunk_count() == 0:
             return []
         vector = self.embedder.embed([query])[0] if mode != "bm25" else None

@@ -28,6 +28,26 @@ def converted_dir_for(gguf_path: Path, label: str | None = None) -> Path:
     return cache_dir() / "converted" / f"{label or gguf_path.stem}-{digest}"
 
 
+def check_gguf(path: Path) -> None:
+    """Refuse a file that is not a readable GGUF before the conversion starts (transformers' own error for
+    one is about Hugging Face repo ids)."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror}", "check the path and its permissions") from None
+    if magic != b"GGUF":
+        raise ModelLoadError(f"{path} is not a valid GGUF file (it does not start with the GGUF signature)",
+                             "download the .gguf again, or give a model directory")
+    try:
+        from gguf import GGUFReader
+
+        GGUFReader(path)  # reads the header and the tensor table: a truncated file fails here
+    except Exception as exc:  # gguf raises ValueError, struct errors, IndexError… for damaged files
+        raise ModelLoadError(f"{path} is not a valid GGUF file: it is truncated or damaged ({type(exc).__name__})",
+                             "download the .gguf again") from None
+
+
 def ensure_converted(gguf_path: Path, label: str | None = None) -> Path:
     """The cached HF directory for `gguf_path`, converting it first if needed.
 
@@ -47,6 +67,7 @@ def ensure_converted(gguf_path: Path, label: str | None = None) -> Path:
 
 
 def _convert(gguf_path: Path, label: str | None, target: Path) -> None:
+    check_gguf(gguf_path)
     log.warning("Converting %s once into %s (about 25 s; later loads take about a second)", gguf_path.name,
                 target)
     try:

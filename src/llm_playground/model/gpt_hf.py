@@ -123,7 +123,8 @@ def _training_corpus(tokenizer_file: Path) -> Path | None:
 
 
 def gpt_from_gpt2(directory: Path) -> GPT:
-    """Our GPT with the weights of a GPT-2 transformers directory (config.json + safetensors/bin)."""
+    """Our GPT with the weights of a GPT-2 transformers directory: config.json and .safetensors weights
+    (PyTorch .bin files are not read: save the model with safetensors)."""
     from safetensors.torch import load_file
 
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,11 @@ from llm_playground.model.base import FullForward, ModelInfo, describe_dtype, fu
 from llm_playground.model.gpt import GPT, MODEL_TYPE, GPTCache, GPTConfig
 from llm_playground.tokenizer import load_tokenizer
 from llm_playground.tokenizer.base import Tokenizer
+from llm_playground.workspace import CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS, RunDir
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-CHECKPOINT_NAMES = ("best", "last")
+log = logging.getLogger(__name__)
+
+CONFIG, WEIGHTS = CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS
 
 
 def is_gpt_directory(path: Path) -> bool:
@@ -40,16 +42,37 @@ def is_gpt_directory(path: Path) -> bool:
 
 
 def is_run_directory(path: Path) -> bool:
-    return (path / "checkpoints").is_dir()
+    return RunDir(path).is_run()
 
 
 def checkpoint_for(run: Path) -> Path:
-    """The checkpoint a run is used through: `best`, else `last`."""
-    for name in CHECKPOINT_NAMES:
-        candidate = run / "checkpoints" / name
-        if (candidate / CONFIG).is_file() and (candidate / WEIGHTS).is_file():
-            return candidate
+    """The checkpoint a run is used through: `best`, else `last` (with a warning when `best` is damaged)."""
+    damaged = []
+    for name, candidate in RunDir(run).complete_checkpoints():
+        if not weights_complete(candidate / WEIGHTS):
+            damaged.append(name)
+            continue
+        if damaged:
+            log.warning("%s is truncated or corrupt: using %s instead", RunDir(run).checkpoint(damaged[0]), name)
+        return candidate
+    if damaged:
+        raise ModelLoadError(f"the checkpoints of {run} are truncated or corrupt ({', '.join(damaged)})",
+                             f"train again: llmp train --out {run}")
     raise ModelNotFound(f"{run} has no complete checkpoint yet", f"train it: llmp train --out {run}")
+
+
+def weights_complete(path: Path) -> bool:
+    """Whether a safetensors file holds all the bytes its header promises (read without loading it)."""
+    try:
+        with path.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            if not 0 < size < 100_000_000:
+                return False
+            header = json.loads(handle.read(size))
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+        return path.stat().st_size >= 8 + size + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):  # AttributeError: not an object
+        return False
 
 
 def state_for_saving(net: GPT) -> dict[str, torch.Tensor]:

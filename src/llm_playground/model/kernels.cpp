@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -184,8 +185,56 @@ inline float dot_q4(const uint8_t* w, const float* dw, const float* mw, const in
 #endif
 }
 
+void dequantize_row(const QMat& m, int64_t r, float* out) {
+  const int64_t groups = m.in / QK;
+  const float* dw = m.scale.data_ptr<float>() + r * groups;
+  const float* mw = m.min.data_ptr<float>() + r * groups;
+  if (m.int4) {
+    const uint8_t* w = m.data.data_ptr<uint8_t>() + r * m.in / 2;
+    for (int64_t b = 0; b < groups; ++b) {
+      for (int i = 0; i < QK / 2; ++i) {
+        const uint8_t byte = w[b * QK / 2 + i];
+        out[b * QK + i] = dw[b] * float(byte & 0x0F) + mw[b];
+        out[b * QK + i + QK / 2] = dw[b] * float(byte >> 4) + mw[b];
+      }
+    }
+  } else {
+    const int8_t* w = m.data.data_ptr<int8_t>() + r * m.in;
+    for (int64_t b = 0; b < groups; ++b) {
+      for (int i = 0; i < QK; ++i) out[b * QK + i] = dw[b] * float(w[b * QK + i]) + mw[b];
+    }
+  }
+}
+
 // y (rows, out) = x (rows, in) @ W.T [+ bias]; x float32, contiguous. `accumulate` adds into y instead.
+// Prompts (many rows): float32 GEMMs over tiles of W dequantized into a cache-sized buffer. The integer dot
+// products are bound by instruction count there, while sgemm runs at the FMA peak; a tile's dequantization
+// is paid once for all rows, so prefill is as fast as float32's and its activations are never rounded.
+constexpr int64_t GEMM_ROWS = 8;
+
+void qmatmul_tiled(const QMat& m, const float* x, int64_t rows, float* y, const float* bias, bool accumulate) {
+  const int64_t tile = std::max<int64_t>(16, 65536 / m.in);
+  std::vector<float> buffer(tile * m.in);
+  const torch::Tensor xt = torch::from_blob(const_cast<float*>(x), {rows, m.in}, torch::kFloat32);
+  for (int64_t r0 = 0; r0 < m.out; r0 += tile) {
+    const int64_t n = std::min(tile, m.out - r0);
+    for (int64_t r = 0; r < n; ++r) dequantize_row(m, r0 + r, buffer.data() + r * m.in);
+    const torch::Tensor wt = torch::from_blob(buffer.data(), {n, m.in}, torch::kFloat32);
+    const torch::Tensor yt = torch::mm(xt, wt.t()).contiguous();  // (rows, n)
+    const float* ys = yt.data_ptr<float>();
+    for (int64_t t = 0; t < rows; ++t) {
+      float* out = y + t * m.out + r0;
+      const float* src = ys + t * n;
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = src[j] + (bias ? bias[r0 + j] : 0.f);
+        out[j] = accumulate ? out[j] + v : v;
+      }
+    }
+  }
+}
+
 void qmatmul_into(const QMat& m, const float* x, int64_t rows, float* y, const float* bias, bool accumulate) {
+  if (rows >= GEMM_ROWS) return qmatmul_tiled(m, x, rows, y, bias, accumulate);
   const int64_t groups = m.in / QK;
   std::vector<int8_t> q(m.int4 ? rows * m.in : 0);
   std::vector<int16_t> q16(m.int4 ? 0 : rows * m.in);
@@ -218,25 +267,28 @@ void qmatmul_into(const QMat& m, const float* x, int64_t rows, float* y, const f
   });
 }
 
-void dequantize_row(const QMat& m, int64_t r, float* out) {
-  const int64_t groups = m.in / QK;
-  const float* dw = m.scale.data_ptr<float>() + r * groups;
-  const float* mw = m.min.data_ptr<float>() + r * groups;
-  if (m.int4) {
-    const uint8_t* w = m.data.data_ptr<uint8_t>() + r * m.in / 2;
-    for (int64_t b = 0; b < groups; ++b) {
-      for (int i = 0; i < QK / 2; ++i) {
-        const uint8_t byte = w[b * QK / 2 + i];
-        out[b * QK + i] = dw[b] * float(byte & 0x0F) + mw[b];
-        out[b * QK + i + QK / 2] = dw[b] * float(byte >> 4) + mw[b];
-      }
-    }
-  } else {
-    const int8_t* w = m.data.data_ptr<int8_t>() + r * m.in;
-    for (int64_t b = 0; b < groups; ++b) {
-      for (int i = 0; i < QK; ++i) out[b * QK + i] = dw[b] * float(w[b * QK + i]) + mw[b];
-    }
+inline float dot_f32(const float* a, const float* b, int64_t n) {
+#ifdef LLMP_AVX2
+  if (n % 8 == 0) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    return hsum(acc);
   }
+#endif
+  float total = 0.f;
+  for (int64_t i = 0; i < n; ++i) total += a[i] * b[i];
+  return total;
+}
+
+inline void axpy(float w, const float* x, float* y, int64_t n) {
+#ifdef LLMP_AVX2
+  if (n % 8 == 0) {
+    const __m256 vw = _mm256_set1_ps(w);
+    for (int64_t i = 0; i < n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vw, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
 }
 
 void rms_norm(const float* x, const float* weight, float eps, int64_t n, float* out) {
@@ -295,6 +347,8 @@ class Engine {
     TORCH_CHECK(x_in.dim() == 2 && x_in.size(1) == hidden_, "x must be (tokens, hidden)");
     TORCH_CHECK(k_cache.is_contiguous() && v_cache.is_contiguous() && k_cache.scalar_type() == torch::kFloat32,
                 "the KV cache must be contiguous float32");
+    // The scratch buffers are the engine's: one forward at a time (threads sharing a model take turns).
+    std::lock_guard<std::mutex> guard(mutex_);
     const int64_t T = x_in.size(0), H = hidden_, D = head_dim_, end = start + T;
     const int64_t capacity = k_cache.size(3);
     TORCH_CHECK(end <= capacity && cos.size(0) >= end, "cache or RoPE table too short");
@@ -337,9 +391,7 @@ class Engine {
           const float* values = vl + kvh * capacity * D;
           float best = -INFINITY;
           for (int64_t p = 0; p < n; ++p) {
-            float dot = 0.f;
-            for (int64_t i = 0; i < D; ++i) dot += q[i] * keys[p * D + i];
-            scores[p] = dot * scale;
+            scores[p] = dot_f32(q, keys + p * D, D) * scale;
             best = std::max(best, scores[p]);
           }
           float total = 0.f;
@@ -347,8 +399,7 @@ class Engine {
           float* out = attn_.data() + t * qsize + hd * D;
           std::fill(out, out + D, 0.f);
           for (int64_t p = 0; p < n; ++p) {
-            const float w = scores[p] / total;
-            for (int64_t i = 0; i < D; ++i) out[i] += w * values[p * D + i];
+            axpy(scores[p] / total, values + p * D, out, D);
           }
         }
       });
@@ -407,6 +458,7 @@ class Engine {
   QMat head_;
   // Scratch reused across steps (grown for the longest prompt seen): no per-step allocations but logits.
   std::vector<float> h_, qkv_, attn_, gu_, act_;
+  std::mutex mutex_;
 };
 
 // x (..., in) @ W.T [+ bias] for one quantized matrix: what the torch modules (explorers, batching) call.

@@ -441,21 +441,23 @@ def quantized_net(c: LlamaConfig, state: dict[str, torch.Tensor]) -> LlamaNet:
     def matrix(module: str) -> QuantizedMatrix:
         return QuantizedMatrix(state[f"{module}.data"], state[f"{module}.scale"], state[f"{module}.minimum"])
 
+    layers: list[dict[str, QuantLinear]] = []
     for i, block in enumerate(net.blocks):
-        for name in QUANTIZED:
-            bias = state.get(f"blocks.{i}.{name}.bias")
-            setattr(block, name, QuantLinear(matrix(f"blocks.{i}.{name}"), bias))
-    net.lm_head = QuantLinear(matrix("lm_head"))  # type: ignore[assignment]  # nn.Linear's interface, quantized
+        layers.append({name: QuantLinear(matrix(f"blocks.{i}.{name}"), state.get(f"blocks.{i}.{name}.bias"))
+                       for name in QUANTIZED})
+        for name, module in layers[-1].items():
+            setattr(block, name, module)
+    head = QuantLinear(matrix("lm_head"))
+    net.lm_head = head  # type: ignore[assignment]  # nn.Linear's interface, quantized storage
     rest = {k: v for k, v in state.items() if not k.endswith((".data", ".scale", ".minimum"))}
     net.load_state_dict(net.state_dict() | rest, assign=True, strict=True)
     engine = kernels().Engine(c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim,
                               c.rms_norm_eps)
-    empty = torch.empty(0)
-    blocks: list[Any] = list(net.blocks)  # ModuleList items are typed Module
-    for block in blocks:
-        bias = block.qkv.bias if block.qkv.bias is not None else empty
-        engine.add_layer(block.input_norm, block.post_norm, block.qkv.matrix.parts, bias, block.o.matrix.parts,
-                         block.gate_up.matrix.parts, block.down.matrix.parts)
-    engine.set_head(net.norm, net.lm_head.matrix.parts)  # type: ignore[union-attr]  # a QuantLinear (set above)
+    for block, modules in zip(net.blocks, layers, strict=True):
+        qkv = modules["qkv"]
+        bias = qkv.bias if qkv.bias is not None else torch.empty(0)
+        engine.add_layer(block.input_norm, block.post_norm, qkv.matrix.parts, bias, modules["o"].matrix.parts,
+                         modules["gate_up"].matrix.parts, modules["down"].matrix.parts)
+    engine.set_head(net.norm, head.matrix.parts)
     net.engine = engine
     return net.eval().requires_grad_(False)

@@ -162,6 +162,18 @@ def merged_model(model: LlamaModel, tensors: dict[str, torch.Tensor], meta: Adap
             # Stored like the base weights (`_gemv_layout`), so the merged model decodes at the same speed.
             replaced[f"{key}.weight"] = _gemv_layout((weight.float() + (b @ a) * meta.scale).to(weight.dtype))
     adapted = copy.copy(model)
-    adapted.net = clone_net(base, replaced)
+    if model.quantization:  # int8/int4 weights: the merged matrices quantized again in the model's format
+        from llm_playground.model.llama import quantized_net
+        from llm_playground.model.quant import quantize
+
+        state = {k: v.detach() for k, v in base.state_dict().items()}
+        for key, weight in replaced.items():
+            module = key.removesuffix(".weight")
+            matrix = quantize(weight, model.quantization)
+            state |= {f"{module}.data": matrix.data, f"{module}.scale": matrix.scale,
+                      f"{module}.minimum": matrix.minimum}
+        adapted.net = quantized_net(base.c, state)
+    else:
+        adapted.net = clone_net(base, replaced)
     adapted.info = dataclasses.replace(model.info, name=f"{model.info.name}+{label}")
     return adapted

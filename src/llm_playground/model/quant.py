@@ -122,7 +122,7 @@ def quantize(weight: torch.Tensor, fmt: str) -> QuantizedMatrix:
 class QuantLinear(nn.Module):
     """nn.Linear's interface over a quantized weight, for the module path (explorers, batched decoding)."""
 
-    data: torch.Tensor  # buffers (register_buffer below), declared so they are typed as tensors
+    data: torch.Tensor
     scale: torch.Tensor
     minimum: torch.Tensor
 

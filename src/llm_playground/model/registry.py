@@ -18,6 +18,7 @@ import torch
 from llm_playground.errors import InvalidParameter, ModelNotFound
 from llm_playground.model.base import LanguageModel
 from llm_playground.model.runtime import configure_threads
+from llm_playground.workspace import RunDir
 
 DEFAULT_MODEL = "smollm2"
 BACKENDS = ("auto", "native", "transformers", "llamacpp")
@@ -78,7 +79,7 @@ def resolve_source(spec: str) -> tuple[str, Path]:
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return path.stem, path
-    if path.is_dir() and ((path / "config.json").is_file() or (path / "checkpoints").is_dir()):
+    if path.is_dir() and ((path / "config.json").is_file() or RunDir(path).is_run()):
         return path.name, path  # a Hugging Face directory, one of our GPT's, or a training run
     if path.exists():
         raise ModelNotFound(f"{spec} is neither a .gguf file nor a model directory with config.json",

@@ -64,6 +64,21 @@ class ProviderClient:
             response.read()
             return [entry["id"] for entry in response.json().get("data", [])]
 
+    def embeddings(self, model: str, texts: Sequence[str]) -> list[Any]:
+        """`/embeddings`' `data` rows in input order (each `embedding` a list of floats or base64 float32)."""
+        body = {"model": model, "input": list(texts), "encoding_format": "base64"}
+        with contextlib.closing(self._send("POST", "/embeddings", json=body)) as response:
+            try:
+                response.read()
+                data = response.json()["data"]
+                return [row["embedding"] for row in sorted(data, key=lambda row: row["index"])]
+            except httpx.HTTPError as exc:
+                raise ProviderError(f"the answer from {self.base_url} broke off: {exc}", "try again") from exc
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ProviderError(f"{self.base_url} answered /embeddings with no list of embeddings "
+                                    f"({type(exc).__name__}: {exc})",
+                                    "is the URL an OpenAI-compatible endpoint (usually ending in /v1)?") from exc
+
     def chat(self, model: str, messages: Sequence[dict[str, Any]], **params: Any) -> ChatReply:
         stream = self.stream_chat(model, messages, **params)
         for _ in stream:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llm_playground.knowledge.embedder import MINILM, Embedder, load_embedder
-from llm_playground.serve.protocol import ApiError
+from llm_playground.serve.protocol import ApiError, decode_body, refuse_lone_surrogates
 from llm_playground.serve.state import ServerState, Tracker
 
 MAX_INPUTS = 2048  # OpenAI's own limit of inputs a request
@@ -34,12 +33,8 @@ class EmbeddingRequest(BaseModel):
 
 
 def parse_embedding_request(raw: bytes) -> EmbeddingRequest:
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
+    body = decode_body(raw)  # the chat endpoints' checks: nesting, NaN/Infinity, then lone surrogates
+    refuse_lone_surrogates(body)
     if isinstance(body.get("input"), list) and body["input"] and not all(isinstance(x, str) for x in body["input"]):
         raise ApiError(400, "input: give a string or a list of strings (token arrays are not supported)",
                        param="input")

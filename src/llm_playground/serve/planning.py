@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from llm_playground.generate import Generation, GenerationResult, SamplingParams
 from llm_playground.generate.chat import chat_turn
@@ -105,13 +105,14 @@ def plan_completion(request: CompletionRequest, model: LanguageModel, max_choice
     scoring_only = request.token_limit == 0
     params = sampling_params(request.model_copy(update={"max_tokens": 1})) if scoring_only else sampling_params(
         request)
+    prompts: list[list[int]]
     if isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
-        token_ids = cast("list[int]", prompt)  # all ints: checked just above
-        if any(p < 0 or p >= model.tokenizer.vocab_size for p in token_ids):
+        ids = [int(p) for p in prompt]
+        if any(p < 0 or p >= model.tokenizer.vocab_size for p in ids):
             raise ApiError(400, "a prompt token id is outside the vocabulary", param="prompt")
-        prompts = [list(token_ids)]
+        prompts = [ids]
     else:
-        texts = [prompt] if isinstance(prompt, str) else cast("list[str]", prompt)
+        texts = [prompt] if isinstance(prompt, str) else [str(p) for p in prompt]
         prompts = [model.tokenizer.encode(text) for text in texts]
     if any(len(ids) > model.context_length for ids in prompts) and scoring_only:
         raise ApiError(400, f"a prompt is longer than the model's context of {model.context_length} tokens",
@@ -195,6 +196,6 @@ def _next_step(request: ChatRequest, model: LanguageModel, functions: list[Any],
             return decision.outcome
         result = answer_in_words(model, messages, params)
         return CallOutcome([], result.text, result, CallStats(prompt_tokens=result.prompt_tokens,
-                                                               tokens=result.completion_tokens))
+                                                               tokens=result.completion_tokens), words=True)
 
     return run

@@ -311,6 +311,13 @@ def sniff_model(raw: bytes) -> str:
     return match.group(1).decode() if match else ""
 
 
+def refuse_lone_surrogates(body: Any) -> None:
+    where = _lone_surrogate(body)
+    if where:
+        raise ApiError(400, f"{where}: the text holds a lone UTF-16 surrogate, which is not a character",
+                       param=where)
+
+
 def decode_body(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object: deep nesting refused before parsing, NaN and Infinity while parsing."""
     _check_depth(raw)
@@ -342,10 +349,7 @@ def _param(error: Any, body: Any) -> str:
 def validate_request(kind: type[_Request], body: dict[str, Any]) -> Any:
     """The request model of a decoded body; text with lone surrogates (which no encoding can carry on,
     to the tokenizer or the log) is refused first."""
-    where = _lone_surrogate(body)
-    if where:
-        raise ApiError(400, f"{where}: the text holds a lone UTF-16 surrogate, which is not a character",
-                       param=where)
+    refuse_lone_surrogates(body)
     try:
         return kind.model_validate(body)
     except ValidationError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import queue
 import threading
@@ -49,6 +48,10 @@ class Job:
 
     def cancel(self) -> None:
         self.cancelled.set()
+
+    def emit(self, item: Any) -> None:
+        """From the worker thread: one item of the work's output, to the event loop."""
+        self._send("item", item)
 
     def _send(self, kind: str, value: Any) -> None:
         self.loop.call_soon_threadsafe(self.items.put_nowait, (kind, value))
@@ -119,7 +122,7 @@ class ModelWorker:
                     job._send("error", asyncio.CancelledError())
                 else:
                     with self.batching.member() if self.batching else contextlib.nullcontext():
-                        result = job.work(functools.partial(job._send, "item"), job.cancelled)
+                        result = job.work(job.emit, job.cancelled)
                     if isinstance(result, Requeue):  # its next part waits behind the jobs queued meanwhile
                         job.work, requeued = result.work, True
                         self._jobs.put(job)

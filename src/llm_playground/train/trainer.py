@@ -31,7 +31,7 @@ from llm_playground.train.data import SPLITS, Batches, load_prepared, tokenizer_
 from llm_playground.train.metrics import MetricsLog, write_loss_chart
 from llm_playground.train.progress import TrainProgress
 from llm_playground.train.schedule import learning_rate
-from llm_playground.workspace import Workspace, atomic_write_text
+from llm_playground.workspace import CheckpointKind, RunDir, Workspace, atomic_write_text
 
 EVAL_ROUND = 2**40  # the batch key of evaluation batches: never a training step, same batches every time
 
@@ -85,7 +85,7 @@ class Trainer:
         self.config, self.workspace, self.run_dir, self.resume = config, workspace, Path(run_dir), resume
         self.console = console or Console(stderr=True, highlight=False)
         self.on_step = on_step
-        self.checkpoints = self.run_dir / "checkpoints"
+        self.rundir = RunDir(self.run_dir)
 
     # --- setup ----------------------------------------------------------------------------------------------
 
@@ -100,23 +100,23 @@ class Trainer:
         prepared = load_prepared(self.workspace)
         self.meta = prepared.meta
         self.batches = Batches(prepared, c.block_size, c.batch_size, c.seed, self.env.rank)
-        self.tokenizer_file = self.run_dir / "tokenizer.model"
+        self.tokenizer_file = self.rundir.tokenizer
         if self.resume:
             self._check_resumable()
         elif self.env.is_main:
-            if self.checkpoints.exists():
+            if self.rundir.checkpoints_dir.exists():
                 raise InputError(f"{self.run_dir} already holds a run",
                                  f"continue it: llmp train --resume --out {self.run_dir}, or choose another --out")
             self.run_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy2(tokenizer_path(self.workspace, self.meta), self.tokenizer_file)
         ddp.barrier(self.env)
         if self.env.is_main:
-            atomic_write_text(self.run_dir / "train_config.yaml", dump_yaml(c))
+            atomic_write_text(self.rundir.config, dump_yaml(c))
         self.tokenizer = load_tokenizer(self.tokenizer_file)
         self.micro_steps = max(1, -(-c.grad_accum // self.env.world_size))  # ceil: at least what was asked
 
     def _check_resumable(self) -> None:
-        if not self.checkpoints.is_dir():
+        if not self.rundir.is_run():
             raise InputError(f"{self.run_dir} has no checkpoints to resume",
                              f"start it: llmp train --out {self.run_dir}")
         expected = self.meta.get("tokenizer_sha256")
@@ -133,12 +133,14 @@ class Trainer:
         torch.manual_seed(c.seed + self.env.rank)
         state: dict[str, Any] | None = None
         if self.resume:
-            source = self.checkpoints / ("last" if (self.checkpoints / "last").exists() else "best")
+            source = self.rundir.last if self.rundir.last.exists() else self.rundir.best
             net, state = load_checkpoint(source, self.device)
             if net.config != self.model_config:
                 raise InputError(f"the checkpoint in {source} is a different model than the config describes",
                                  "only training settings (iterations, rates, intervals) can change on --resume")
             self.step, self.best_val_loss, self.val_loss = state["step"], state["best_val_loss"], state["val_loss"]
+            if self.env.is_main:
+                self.console.print(f"resuming {self.run_dir} from step {self.step} (checkpoints/{source.name})")
         else:
             net = GPT(self.model_config)
         self.net = net.to(self.device).train().requires_grad_(True)
@@ -162,7 +164,7 @@ class Trainer:
         c, env = self.config, self.env
         metrics = None
         if env.is_main:
-            metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.step if self.resume else None)
+            metrics = MetricsLog(self.rundir.metrics, self.step if self.resume else None)
         tokens_per_step = c.batch_size * c.block_size * self.micro_steps * env.world_size
         result = RunResult(self.run_dir, self.step, self.best_val_loss, self.val_loss, is_main=env.is_main)
         progress = TrainProgress(self.console, c.max_iters, self.step, enabled=env.is_main)
@@ -197,14 +199,14 @@ class Trainer:
         except KeyboardInterrupt:
             result.interrupted = True
             if env.is_main:
-                self.console.print(f"interrupted at step {self.step}: saving {self.checkpoints / 'last'}")
+                self.console.print(f"interrupted at step {self.step}: saving {self.rundir.last}")
                 self._save("last")
         finally:
             if metrics is not None:
                 metrics.close()
             ddp.teardown(env)
         if env.is_main:
-            write_loss_chart(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png", f"{self.run_dir.name}")
+            write_loss_chart(self.rundir.metrics, self.rundir.loss_chart, f"{self.rundir.name}")
         result.step, result.best_val_loss, result.val_loss = self.step, self.best_val_loss, self.val_loss
         result.elapsed_s = time.perf_counter() - started
         return result
@@ -273,12 +275,12 @@ class Trainer:
         if self.step > 0:
             self._save("last")
             if improved:
-                copy_checkpoint(self.checkpoints / "last", self.checkpoints / "best")
+                copy_checkpoint(self.rundir.last, self.rundir.best)
         return time.perf_counter() - start
 
-    def _save(self, name: str) -> None:
+    def _save(self, name: CheckpointKind) -> None:
         state = {"step": self.step, "best_val_loss": self.best_val_loss, "val_loss": self.val_loss, "rng": rng_state(),
                  "data_position": {"step": self.step, "seed": self.config.seed},
                  "schedule": {"kind": "warmup-cosine", "step": self.step}, "config": self.config.model_dump(),
                  "tokenizer_sha256": sha256(self.tokenizer_file), "world_size": self.env.world_size}
-        save_checkpoint(self.checkpoints / name, self.net, self.tokenizer_file, self.optimizer, state)
+        save_checkpoint(self.rundir.checkpoint(name), self.net, self.tokenizer_file, self.optimizer, state)

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from llm_playground.errors import InputError
-from llm_playground.workspace import Workspace, atomic_write_text
+from llm_playground.workspace import RunDir, Workspace, atomic_write_text
 
-PID_FILE = "train.pid"
-LOG_FILE = "train.log"
+PID_FILE, LOG_FILE = RunDir(Path()).pid_file.name, RunDir(Path()).log.name
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CHILDREN: dict[int, subprocess.Popen] = {}  # ours, so that finished ones are reaped and their status known
 
@@ -39,7 +38,7 @@ class Job:
 
     @property
     def log_path(self) -> Path:
-        return self.run_dir / LOG_FILE
+        return RunDir(self.run_dir).log
 
 
 def check_name(name: str) -> str:
@@ -64,7 +63,7 @@ def _alive(pid: int) -> bool:
 def job(run_dir: Path) -> Job | None:
     """The last training started in `run_dir` by the web app, running or not."""
     try:
-        record: dict[str, Any] = json.loads((run_dir / PID_FILE).read_text(encoding="utf-8"))
+        record: dict[str, Any] = json.loads(RunDir(run_dir).pid_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     pid = int(record["pid"])
@@ -110,14 +109,15 @@ def start(workspace: Workspace, name: str, preset: str, settings: list[str]) -> 
         command += ["--set", setting]
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "LLMP_HOME": str(workspace.root), "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
-    with (run_dir / LOG_FILE).open("w", encoding="utf-8") as log:
+    with RunDir(run_dir).log.open("w", encoding="utf-8") as log:
         # A new session: a Ctrl-C in the terminal running `llmp ui` does not reach the training, and
         # Stop can signal the whole process group.
         process = subprocess.Popen(command, cwd=workspace.root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     _CHILDREN[process.pid] = process
     started = time.time()
-    atomic_write_text(run_dir / PID_FILE, json.dumps({"pid": process.pid, "command": command, "started": started}))
+    record = {"pid": process.pid, "command": command, "started": started}
+    atomic_write_text(RunDir(run_dir).pid_file, json.dumps(record))
     return Job(run_dir, process.pid, command, started, True, None)
 
 

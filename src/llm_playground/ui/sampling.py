@@ -74,7 +74,7 @@ def restore(settings: dict[str, Any]) -> None:
         if name in known and known[name] is not None:
             known[name] = type(low)(min(max(known[name], low), high))
     st.session_state.update(known)
-    st.session_state["preset"] = preset_of({**st.session_state.to_dict(), **known})
+    st.session_state["preset"] = preset_of({key: st.session_state.get(key) for key in SLIDERS} | known)
 
 
 def answer_limit(context_length: int | None) -> int:

@@ -1,10 +1,10 @@
 """A model shared by every browser session of one web-app process.
 
 Streamlit runs each session's script in its own thread, so two tabs may call one model at once, each
-with its own KV cache. The native backend is not safe for that: it grows its rotary-embedding tables
-lazily, and one thread may read the new cosine table with the old sine table. The transformers
-backend promises nothing either. A lock around each forward pass makes any backend safe and costs
-nothing here: decoding is memory-bound, so two concurrent passes would not run faster than two in a
+with its own KV cache. Our torch backends keep only thread-safe shared state (the rotary tables,
+model/attention.py), but the transformers and llama.cpp backends promise nothing, and two torch passes
+at once would each get half the CPU threads. A lock around each forward pass makes any backend safe and
+costs nothing here: decoding is memory-bound, so two concurrent passes would not run faster than two in a
 row, and holding the lock per step (not per answer) lets two chats advance token by token together.
 """
 
@@ -17,11 +17,10 @@ from llm_playground.model.guarded import GuardedModel
 
 
 class SharedModel(GuardedModel):
-    """A `LanguageModel` (and `Introspectable` when the backend is) whose `forward*` passes take a lock.
-
-    Every other attribute is the wrapped model's, so analyses that read `info`, `tokenizer`, `config`
-    or `embedding_matrix` see the backend itself. Function calls get the model with its adapter behind
-    the same lock (`sibling`).
+    """A `LanguageModel` whose `forward*` passes take a lock, with exactly the backend's capabilities
+    (`Introspectable`, `Scorable`, ... when the backend is; model/guarded.py). What only the backend has
+    (its config) is read through `model.base.unwrapped`. Function calls get the model with its adapter
+    behind the same lock (`sibling`).
     """
 
     def __init__(self, model: LanguageModel, lock: threading.Lock | None = None) -> None:

@@ -53,7 +53,8 @@ def _run(task: str) -> None:
     with st.status("Running…", expanded=True) as status:
         for step in agent.iter_run(task, run):
             st.markdown(_step_markdown(step))
-        status.update(label=f"{run.status} · {len(run.steps)} steps · {run.ms / 1000:.1f} s", state="complete")
+        status.update(label=f"{run.status} · {len(run.steps)} steps · {run.ms / 1000:.1f} s", state="complete",
+                      expanded=True)
     st.success(f"**Answer:** {run.answer}" if run.answer is not None else f"No answer: {run.status}")
     st.session_state["agent_shown"] = run.run_id
 
@@ -62,16 +63,19 @@ st.title("Agent")
 st.caption("Each step the model calls one tool (its arguments decoded under the tool's grammar) or answers; "
            "tool results go back to it as `tool` messages. See docs/agent.md for the rules it follows.")
 names = list(builtin_tools())
+# Defaults set once, not passed to the widgets: the values are kept across pages (common.KEPT).
+st.session_state.setdefault("agent_tools", names)
+st.session_state.setdefault("agent_max_steps", DEFAULT_MAX_STEPS)
 left, right = st.columns([3, 2])
 with left:
     task = st.text_area("Task", key="agent_task", placeholder="What is 17 * 23?", height=80)
     run_clicked = st.button("Run", type="primary", key="agent_run")
 with right:
-    st.multiselect("Tools", names, default=names, key="agent_tools")
+    st.multiselect("Tools", names, key="agent_tools")
     kb_ready = Workspace.current().kb_db.exists()
     st.checkbox("Knowledge base (kb_search)", key="agent_kb", disabled=not kb_ready,
                 help="search the documents added with `llmp kb add` or on the Knowledge page")
-    st.number_input("Max steps", min_value=1, max_value=20, value=DEFAULT_MAX_STEPS, key="agent_max_steps")
+    st.number_input("Max steps", min_value=1, max_value=20, key="agent_max_steps")
     st.radio("Final answer", MODES, key="agent_answer", horizontal=True,
              help="template: a task answered by one call with a scalar result gets a templated answer")
 

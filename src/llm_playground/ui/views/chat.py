@@ -15,7 +15,8 @@ from llm_playground.conversations import Conversation, Message, title_from
 from llm_playground.errors import ContextOverflow, InputError, PlaygroundError
 from llm_playground.generate import Generation, SamplingParams
 from llm_playground.generate.chat import chat_turn, with_system
-from llm_playground.ui import common, sampling
+from llm_playground.serve.providers import format_cost
+from llm_playground.ui import common, sampling, token_view
 
 store = common.conversation_store()
 STOPPED_NOTICE = ("The answer was stopped (by Stop, another click or a page switch): what it had written so far "
@@ -25,7 +26,9 @@ STOPPED_NOTICE = ("The answer was stopped (by Stop, another click or a page swit
 def _stats(meta: dict[str, Any]) -> str:
     if not meta:
         return ""
-    parts = [f"{meta.get('tokens', 0)} tokens", f"{meta.get('tokens_per_s', 0):.1f} tokens/s",
+    cost = f"~{format_cost(meta['cost'])}" if meta.get("cost") is not None else ""
+    prompt_tokens = f"{meta['prompt_tokens']} prompt tokens" if meta.get("prompt_tokens") else ""
+    parts = [prompt_tokens, f"{meta.get('tokens', 0)} tokens", cost, f"{meta.get('tokens_per_s', 0):.1f} tokens/s",
              str(meta.get("finish_reason", "")), f"seed {meta.get('seed')}" if meta.get("seed") is not None else "",
              str(meta.get("model", ""))]
     return " · ".join(p for p in parts if p)
@@ -41,12 +44,6 @@ def _deltas(generation: Generation, parts: list[str], steps: list[dict[str, Any]
                           "alt": [[token, round(prob, 4)] for token, prob in event.top_alternatives]})
         if event.text:
             yield event.text
-
-
-def _kept(deltas: Iterator[str], parts: list[str]) -> Iterator[str]:
-    for delta in deltas:
-        parts.append(delta)
-        yield delta
 
 
 def _turn_lock() -> threading.Lock:
@@ -99,7 +96,8 @@ def _stop_clicked() -> None:
 
 
 def _answer(conversation_id: int, history: list[dict[str, str]], params: SamplingParams, system: str,
-            parent: int | None, prompt: tuple[list[int], SamplingParams] | None = None) -> bool:
+            parent: int | None, prompt: tuple[list[int], SamplingParams] | None = None,
+            prefix: list[dict[str, Any]] | None = None) -> bool:
     """Stream the assistant's answer under `parent` and store it; a Stop click (a rerun) stores what was said
     so far. False when nothing could be answered (the error is shown)."""
     with st.chat_message("assistant"):
@@ -110,14 +108,23 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
             return False
         if remote is not None:
             return _answer_remote(remote, conversation_id, history, params, system, parent)
+        prefix = prefix or []
         try:
             model = common.model()
             ids, params = prompt or _prompt(model, history, system, params)
+            # A branch from a token: the answer so far up to it and the token chosen instead, then the model goes on.
+            ids = ids + [step["id"] for step in prefix]
+            room = model.context_length - len(ids)
+            if room < 1:
+                raise ContextOverflow("no room is left in the context after that token",
+                                      "pick an earlier token, or a model with a larger context")
+            params = params.updated(max_new_tokens=min(params.max_new_tokens, room))
             generation = Generation(model, ids, params)
         except PlaygroundError as exc:
             common.show_error(exc)
             return False
-        parts: list[str] = []
+        head = model.tokenizer.decode([step["id"] for step in prefix]) if prefix else ""
+        parts: list[str] = [head] if head else []
         steps: list[dict[str, Any]] = []
         # Read now: once a click stops this run, touching st.session_state raises again.
         settings, notices = _settings(), _notices()
@@ -126,13 +133,17 @@ def _answer(conversation_id: int, history: list[dict[str, str]], params: Samplin
         start = time.perf_counter()
         with _turn_lock():
             try:
-                st.write_stream(_deltas(generation, parts, steps))
+                st.write_stream(_with_head(head, _deltas(generation, parts, steps)))
             finally:
                 # Runs on a Stop click too: Streamlit interrupts this run with an exception at its next call.
                 meta = _outcome(generation, parts, time.perf_counter() - start, model.info.name)
-                meta["prompt_tokens"] = len(ids)
-                meta["steps"] = [{**s, "alt": [[model.tokenizer.token_text(t), p] for t, p in s["alt"]]}
-                                 for s in steps]
+                if generation.results:
+                    meta["text"] = (head + generation.results[0].text).strip()
+                meta["tokens"] = len(prefix) + (generation.results[0].completion_tokens if generation.results
+                                                else len(steps))
+                meta["prompt_tokens"] = len(ids) - len(prefix)
+                meta["steps"] = prefix + [
+                    {**s, "alt": [[t, model.tokenizer.decode([t]), p] for t, p in s["alt"]]} for s in steps]
                 if not generation.results:
                     notices.append(STOPPED_NOTICE)
                 saved = store.add(conversation_id, "assistant", meta.pop("text"), meta, model=model.info.name,
@@ -147,13 +158,13 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
     stream = remote.stream(with_system(history, system), params)
     parts: list[str] = []
     settings, notices = _settings(), _notices()  # see `_answer`
+    table = common.prices()
     status = st.empty()
     status.caption(":material/hourglass_top: generating… (Stop keeps what is written so far)")
     failed = False
     with _turn_lock():
         try:
-            for_display = _kept(stream, parts)
-            st.write_stream(for_display)
+            st.write_stream(_kept(stream, parts))
         except PlaygroundError as exc:
             failed = True
             common.show_error(exc)
@@ -165,12 +176,25 @@ def _answer_remote(remote: Any, conversation_id: int, history: list[dict[str, st
                     "seed": params.seed, "model": remote.label}
             if reply.usage:
                 meta["prompt_tokens"] = reply.usage.get("prompt_tokens")
+            meta["cost"] = table.cost(remote.model, meta.get("prompt_tokens") or 0, reply.completion_tokens)
             if not failed and reply.finish_reason is None:
                 notices.append(STOPPED_NOTICE)
             saved = store.add(conversation_id, "assistant", "".join(parts).strip(), meta, model=remote.label,
                               system=system, parent=parent, settings=settings) if parts else None
     status.caption(_stats(meta))
     return saved is not None
+
+
+def _with_head(head: str, deltas: Iterator[str]) -> Iterator[str]:
+    if head:
+        yield head
+    yield from deltas
+
+
+def _kept(deltas: Iterator[str], parts: list[str]) -> Iterator[str]:
+    for delta in deltas:
+        parts.append(delta)
+        yield delta
 
 
 def _outcome(generation: Generation, parts: list[str], elapsed: float, model_name: str) -> dict[str, Any]:
@@ -205,12 +229,49 @@ def _siblings(conversation_id: int, message_id: int) -> None:
                   on_click=_go_to, args=(conversation_id, ids[min(at + 1, len(ids) - 1)]), help="the next alternative")
 
 
+def _edited(message_id: int) -> None:
+    st.session_state["chat_edit"] = {"message": message_id, "text": st.session_state.get(f"edit_text_{message_id}", "")}
+
+
+def _branch(message_id: int) -> None:
+    st.session_state["chat_branch"] = {"message": message_id, "index": st.session_state.get(f"tv_pos_{message_id}"),
+                                       "token": st.session_state.get(f"tv_alt_{message_id}")}
+
+
+def _token_view(message: Message) -> None:
+    """The answer's tokens coloured by probability; pick one and an alternative to branch from there."""
+    steps = message.meta["steps"]
+    st.markdown(token_view.token_html(steps), unsafe_allow_html=True)
+    st.caption("Colour: the probability the model gave each token (green likely, red unlikely); rest the pointer on "
+               "a token to see its top alternatives.")
+    with st.expander("Continue from here with another token"):
+        index = st.selectbox("Token", range(len(steps)), key=f"tv_pos_{message.id}",
+                             format_func=lambda i: token_view.label(i, steps[i]))
+        alternatives = {alt[0]: alt for alt in steps[index].get("alt", [])}
+        if not alternatives:
+            st.caption("No alternatives were recorded for this token.")
+            return
+        st.radio("Instead", list(alternatives), key=f"tv_alt_{message.id}", horizontal=True,
+                 format_func=lambda t: f"{alternatives[t][1]!r} {alternatives[t][2]:.3f}")
+        st.button("Continue from here with this token instead", key=f"tv_go_{message.id}", on_click=_branch,
+                  args=(message.id,), icon=":material/call_split:",
+                  help="a new answer, as an alternative of this one: the same tokens up to here, then this one")
+
+
 def _show(conversation_id: int | None, messages: list[Message]) -> None:
     for message in messages:
         with st.chat_message(message.role):
-            st.markdown(message.content)
+            if message.role == "assistant" and message.meta.get("steps") and st.session_state.get("token_view"):
+                _token_view(message)
+            else:
+                st.markdown(message.content)
             if message.role == "assistant" and message.meta:
                 st.caption(_stats(message.meta))
+            if message.role == "user" and conversation_id is not None:
+                with st.popover("Edit", icon=":material/edit:", help="ask this differently: a new branch"):
+                    st.text_area("Question", value=message.content, key=f"edit_text_{message.id}")
+                    st.button("Send the edited question", key=f"edit_go_{message.id}", on_click=_edited,
+                              args=(message.id,))
             if conversation_id is not None:
                 _siblings(conversation_id, message.id)
 
@@ -373,7 +434,9 @@ st.title("Chat")
 # Known before anything is drawn (the message box's value and Regenerate's flag are set before the run), so Stop
 # is drawn once: live in a run that will write an answer, disabled otherwise.
 regenerate = bool(st.session_state.pop("chat_regenerate", False))
-generating = regenerate or bool((st.session_state.get("chat_prompt") or "").strip())
+branch = st.session_state.pop("chat_branch", None)
+edit = st.session_state.pop("chat_edit", None)
+generating = regenerate or bool(branch) or bool(edit) or bool((st.session_state.get("chat_prompt") or "").strip())
 with st.container(horizontal=True):
     st.button("Stop", icon=":material/stop_circle:", key="chat_stop", disabled=not generating, on_click=_stop_clicked,
               help="stop the answer being written (what was said so far is kept)" if generating
@@ -382,6 +445,7 @@ with st.container(horizontal=True):
               help="answer the last message again (the earlier answer stays as an alternative)")
     st.button("Clear", icon=":material/delete_sweep:", help="remove every message of this conversation",
               on_click=_confirm, args=("clear",))
+    st.toggle("Token view", key="token_view", help="answers as their tokens, coloured by probability")
 if st.session_state.get("chat_confirm") == "clear" and conversation_id is not None:
     st.warning("Remove every message of this conversation?")
     with st.container(horizontal=True):
@@ -398,6 +462,9 @@ _notices().clear()
 messages = store.messages(conversation_id) if conversation_id is not None else []
 if conversation_id is not None and (saved_system := store.get(conversation_id).system):
     st.caption(f"System prompt: {saved_system}")
+costs = [m.meta["cost"] for m in messages if m.meta.get("cost") is not None]
+if costs:
+    st.caption(f"Estimated cost of this conversation: ~{format_cost(sum(costs))} ({common.prices().source})")
 pending_answer = False
 parent: int | None = None
 if regenerate:
@@ -408,6 +475,26 @@ if regenerate:
         parent = messages[-1].id
     else:
         common.show_error(InputError("there is no message to answer again", "send a message first"))
+prefix: list[dict[str, Any]] | None = None
+if branch and conversation_id is not None:
+    at = next((i for i, m in enumerate(messages) if m.id == branch["message"]), None)
+    steps = messages[at].meta.get("steps", []) if at is not None else []
+    index = branch["index"] if isinstance(branch["index"], int) and branch["index"] < len(steps) else None
+    options = steps[index].get("alt", []) if index is not None else []
+    chosen = next((alt for alt in options if alt[0] == branch["token"]), None)
+    if at is None or index is None or chosen is None:
+        common.show_error(InputError("that token is no longer shown", "pick a token of an answer on the page"))
+    else:
+        prefix = [*steps[:index], {"id": chosen[0], "t": chosen[1], "p": chosen[2], "alt": steps[index]["alt"],
+                                   "forced": True}]
+        parent, messages, pending_answer = messages[at].parent_id, messages[:at], True
+if edit and conversation_id is not None:
+    at = next((i for i, m in enumerate(messages) if m.id == edit["message"]), None)
+    if at is None or not edit["text"].strip():
+        common.show_error(InputError("the edited message is empty or gone", "type the new question"))
+    else:  # the edited question becomes an alternative of the old one, and is answered
+        parent = store.add(conversation_id, "user", edit["text"].strip(), parent=messages[at].parent_id)
+        messages, pending_answer = store.messages(conversation_id), True
 _show(conversation_id, messages)
 
 gauge_slot = st.empty()
@@ -440,7 +527,7 @@ if pending_answer and conversation_id is not None:
         common.show_error(exc)
     else:
         history = [m.as_chat() for m in messages if m.role != "system"]
-        answered = _answer(conversation_id, history, params, _system(), parent, prepared)
+        answered = _answer(conversation_id, history, params, _system(), parent, prepared, prefix)
         if answered:
             st.rerun()  # drawn again from the database: Stop disabled, the answer's alternatives, the gauge
         if prompt is not None:

@@ -11,6 +11,7 @@ from llm_playground.model import list_models
 from llm_playground.model.gpt_model import CONFIG, checkpoint_for
 from llm_playground.train.metrics import read_metrics
 from llm_playground.ui import common
+from llm_playground.workspace import RunDir
 
 st.title("Models")
 spec, dtype = common.model_spec()
@@ -31,7 +32,7 @@ if not runs:
 else:
     rows = []
     for run in runs:
-        records = read_metrics(run / "metrics.jsonl")
+        records = read_metrics(RunDir(run).metrics)
         evals = [r for r in records if r["kind"] == "eval"]
         checkpoint = checkpoint_for(run)
         saved = json.loads((checkpoint / CONFIG).read_text(encoding="utf-8")).get("step")

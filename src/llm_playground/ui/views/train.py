@@ -12,7 +12,7 @@ from llm_playground.errors import InputError, PlaygroundError
 from llm_playground.train.config import PRESETS
 from llm_playground.train.metrics import loss_figure, read_metrics
 from llm_playground.ui import common, jobs
-from llm_playground.workspace import Workspace
+from llm_playground.workspace import RunDir, Workspace
 
 BUNDLED = "the bundled corpus (Shakespeare's plays)"
 UPLOADED = "an uploaded text file"
@@ -45,7 +45,7 @@ def _start(workspace: Workspace) -> None:
 
 
 def start_form(workspace: Workspace) -> None:
-    with st.expander("Start a training run", expanded=not any(workspace.runs_dir.glob("*"))):
+    with st.expander("Start a training run", expanded=not workspace.runs()):
         left, middle, right = st.columns(3)
         left.text_input("Run name (runs/NAME)", "tiny", key="train_name")
         middle.selectbox("Preset", list(PRESETS), key="train_preset",
@@ -64,7 +64,7 @@ def start_form(workspace: Workspace) -> None:
 
 def run_view(workspace: Workspace, run_dir: Path) -> None:
     current = jobs.job(run_dir)
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(RunDir(run_dir).metrics)
     if current is not None and current.running:
         st.info(f"Training in the background (pid {current.pid}); the curve updates every few seconds.",
                 icon=":material/autorenew:")
@@ -111,7 +111,7 @@ st.subheader("Pipeline")
 st.dataframe(status_table(workspace), hide_index=True, width="stretch")
 start_form(workspace)
 
-runs = [p.name for p in sorted(workspace.runs_dir.glob("*")) if p.is_dir()]
+runs = [run.name for run in workspace.runs()]
 if runs:
     st.subheader("Runs")
     if st.session_state.get("train_run") not in runs:

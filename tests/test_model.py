@@ -93,7 +93,7 @@ def test_registry_errors(tmp_path, monkeypatch):
         load_model(str(tmp_path / "empty"))
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"not a gguf file at all")
-    with pytest.raises(ModelLoadError, match="cannot read GGUF"):
+    with pytest.raises(ModelLoadError, match="is not a valid GGUF file"):
         load_model(str(bogus))
     assert not any((tmp_path / "cache").rglob("config.json"))  # nothing half-converted left behind
 

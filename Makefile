@@ -27,8 +27,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/llmp ui
 
+# Two workers (pytest-xdist; each loads the bundled model once, in its session fixtures); the 25 slowest
+# tests are listed at the end so a slow newcomer shows.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --durations=25
 
 # ruff, mypy on src, and the CLI reference against `--help` (`make docs` regenerates it).
 lint: $(STAMP)

@@ -31,11 +31,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = Path("/work/shared/examples/function_calling_tests.json")
+# The course's public prompts, as the package ships them (no path outside the repository).
+EXAMPLES = resources.files("llm_playground.functions") / "examples" / "function_calling_tests.json"
 MODEL = "smollm2"
 NEW_TOKENS = 128
 FULL_DTYPES = ["float32", "int8", "int4", "float16"]

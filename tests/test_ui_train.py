@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ def workspace(built, monkeypatch):
         current = jobs.job(run)
         if current is not None and current.running:
             os.killpg(current.pid, signal.SIGKILL)
+    # Each test starts with no run (the status table's "checkpoint" row depends on it), in any order.
+    shutil.rmtree(built.runs_dir, ignore_errors=True)
 
 
 def train_page() -> AppTest:

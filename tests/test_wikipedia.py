@@ -184,7 +184,9 @@ def test_rate_limit_spaces_requests(api):
             client.extract(title)
     times = [r["at"] for r in api.state["requests"]]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert len(times) == 4 and min(gaps) >= 0.035 and sum(gaps) >= 0.145  # 20 a second: 50 ms apart
+    # 20 a second: 50 ms apart when sent; the server's clock sees them a few ms early or late (0.143 s in
+    # all once, under load), while without the limit they would come ~1 ms apart.
+    assert len(times) == 4 and min(gaps) >= 0.035 and sum(gaps) >= 0.13
 
 
 def test_random_and_category_with_continuation(api, tmp_path):

@@ -37,7 +37,7 @@ def spec_from_function(function: Callable[..., Any], where: str = "") -> Functio
             raise InputError(f"{where}: parameter {parameter.name!r} has no type hint",
                              f"annotate it, e.g. {parameter.name}: str")
     try:
-        schema = TypeAdapter(function).json_schema()
+        schema = TypeAdapter(function).json_schema()  # type: ignore[arg-type]  # pydantic reads the signature
     except Exception as exc:  # a hint Pydantic cannot turn into JSON Schema (a custom class, say)
         raise InputError(f"{where}: its type hints have no JSON Schema ({exc})",
                          "use str, int, float, bool, list[...], dict, Literal[...] or Optional") from None

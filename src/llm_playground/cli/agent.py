@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,7 +20,6 @@ from llm_playground.workspace import Workspace
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-Opt = Optional  # noqa: UP045 - typer needs Optional
 runs_app = typer.Typer(help="Agent runs recorded in the workspace (agent.sqlite3).", invoke_without_command=True,
                        no_args_is_help=False)
 
@@ -57,7 +56,7 @@ def _step_line(step: StepRecord) -> str:
 def agent_command(
     task: Annotated[str, typer.Argument(help="what the agent should do")],
     choice: ModelChoice = DEFAULT_CHOICE,
-    tools: Annotated[Opt[list[str]], typer.Option("--tools", help="builtin (default), tool names, or a Python "
+    tools: Annotated[list[str] | None, typer.Option("--tools", help="builtin (default), tool names, or a Python "
                                                                   "module.py whose functions become tools; "
                                                                   "repeatable")] = None,
     kb: Annotated[bool, typer.Option("--kb", help="add kb_search over the workspace's knowledge base")] = False,

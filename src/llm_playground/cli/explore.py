@@ -184,6 +184,7 @@ def attention_command(
     start = time.perf_counter()
     maps = attention(lm, _ids(lm, text, chat))
     elapsed = time.perf_counter() - start
+    figure: Callable[..., Any]
     if head is not None:
         matrix, view, figure = maps.head(layer, head), f"layer {layer}, head {head}", charts.attention_head
         args: tuple = (maps, layer, head)

@@ -6,7 +6,7 @@ import json
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -27,7 +27,6 @@ from llm_playground.workspace import Workspace, atomic_write_text
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-Opt = Optional  # noqa: UP045 - typer needs Optional
 
 
 def _default(path: Path | None, name: str) -> Path:
@@ -57,18 +56,18 @@ def _write_trace(path: Path, prompts: list[str], outcomes: list[CallOutcome | No
 
 @with_model_options
 def call_command(
-    prompt: Annotated[Opt[str], typer.Argument(help="one request; without it, every prompt of --input")] = None,
+    prompt: Annotated[str | None, typer.Argument(help="one request; without it, every prompt of --input")] = None,
     choice: ModelChoice = DEFAULT_CHOICE,
-    functions: Annotated[Opt[Path], typer.Option(help="function definitions (course, older course or "
+    functions: Annotated[Path | None, typer.Option(help="function definitions (course, older course or "
                                                       "OpenAI tools format) [default: data/input/"
                                                       "functions_definition.json]")] = None,
-    input_path: Annotated[Opt[Path], typer.Option("--input", help="JSON list of {\"prompt\": ...} [default: "
+    input_path: Annotated[Path | None, typer.Option("--input", help="JSON list of {\"prompt\": ...} [default: "
                                                                   "data/input/function_calling_tests.json]")] = None,
-    output: Annotated[Opt[Path], typer.Option(help="results file [default: "
+    output: Annotated[Path | None, typer.Option(help="results file [default: "
                                                    "data/output/function_calling_results.json]")] = None,
-    trace: Annotated[Opt[Path], typer.Option(help="write every step of every call (JSON Lines)")] = None,
+    trace: Annotated[Path | None, typer.Option(help="write every step of every call (JSON Lines)")] = None,
     execute: Annotated[bool, typer.Option(help="run each call (built-in or --impl functions), add its result")] = False,
-    impl: Annotated[Opt[list[Path]], typer.Option(help="a Python module whose functions --execute may run")] = None,
+    impl: Annotated[list[Path] | None, typer.Option(help="a Python module whose functions --execute may run")] = None,
     parallel: Annotated[bool, typer.Option(help="allow several calls in one answer")] = False,
     allow_none: Annotated[bool, typer.Option(help="allow 'no suitable function' (name null)")] = False,
     adapter: Annotated[str, typer.Option(help="LoRA adapter the arguments are decoded with: default (the bundled "
@@ -120,22 +119,22 @@ def call_command(
 
 @with_model_options
 def eval_calls_command(
-    results: Annotated[Opt[Path], typer.Option(help="results of `llmp call` [default: "
+    results: Annotated[Path | None, typer.Option(help="results of `llmp call` [default: "
                                                     "data/output/function_calling_results.json]")] = None,
-    expected: Annotated[Opt[Path], typer.Option(help="expected calls for the same prompts [default: "
+    expected: Annotated[Path | None, typer.Option(help="expected calls for the same prompts [default: "
                                                      "data/input/function_calling_expected.json]")] = None,
-    functions: Annotated[Opt[Path], typer.Option(help="definitions, to compare arguments by declared type")] = None,
+    functions: Annotated[Path | None, typer.Option(help="definitions, to compare arguments by declared type")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    questions: Annotated[Opt[Path], typer.Option(help="BFCL questions file (JSON Lines): run the model on it and "
+    questions: Annotated[Path | None, typer.Option(help="BFCL questions file (JSON Lines): run the model on it and "
                                                       "match with BFCL's rules", rich_help_panel="BFCL")] = None,
-    answers: Annotated[Opt[Path], typer.Option(help="BFCL possible answers for --questions (items without one "
+    answers: Annotated[Path | None, typer.Option(help="BFCL possible answers for --questions (items without one "
                                                     "expect no call)", rich_help_panel="BFCL")] = None,
     strict: Annotated[bool, typer.Option(help="compare strings exactly (BFCL ignores case, spaces and "
                                               ",./-_*^)", rich_help_panel="BFCL")] = False,
-    tool_choice: Annotated[Opt[str], typer.Option(help="auto for every item [default: auto for items without an "
+    tool_choice: Annotated[str | None, typer.Option(help="auto for every item [default: auto for items without an "
                                                        "answer, required for the others]",
                                                   rich_help_panel="BFCL")] = None,
-    limit: Annotated[Opt[int], typer.Option(min=1, help="only the first N questions", rich_help_panel="BFCL")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="only the first N questions", rich_help_panel="BFCL")] = None,
     adapter: Annotated[str, typer.Option(help="LoRA adapter: default, none or a directory",
                                          rich_help_panel="BFCL")] = "default",
     choice: ModelChoice = DEFAULT_CHOICE,

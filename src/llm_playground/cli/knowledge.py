@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,8 +22,7 @@ from llm_playground.knowledge.store import MODES
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 kb_app = typer.Typer(help="The knowledge base: add documents, search them (BM25, dense, hybrid).", no_args_is_help=True)
-Opt = Optional  # noqa: UP045 - typer needs Optional
-KbOption = Annotated[Opt[Path], typer.Option("--kb", help="the knowledge base file [default: knowledge.sqlite3 in "
+KbOption = Annotated[Path | None, typer.Option("--kb", help="the knowledge base file [default: knowledge.sqlite3 in "
                                              "the workspace]")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
@@ -55,8 +54,8 @@ def _read_jsonl(path: Path, key: str) -> list[dict]:
 def add_command(
     paths: Annotated[list[Path], typer.Argument(help="files or folders (.txt .md .html .pdf .jsonl)")],
     kb: KbOption = None,
-    chunk_tokens: Annotated[Opt[int], typer.Option(help="tokens a chunk (first add only) [default: 256]")] = None,
-    overlap: Annotated[Opt[int], typer.Option(help="tokens shared by neighbouring chunks [default: 32]")] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(help="tokens a chunk (first add only) [default: 256]")] = None,
+    overlap: Annotated[int | None, typer.Option(help="tokens shared by neighbouring chunks [default: 32]")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Add files: unchanged ones are skipped (sha256), changed ones replaced; each file commits on its own."""
@@ -143,10 +142,10 @@ def _print_hits(query: str, hits: list) -> None:
 
 @kb_app.command("search")
 def search_command(
-    query: Annotated[Opt[str], typer.Argument(help="what to search for (or --input)")] = None,
+    query: Annotated[str | None, typer.Argument(help="what to search for (or --input)")] = None,
     k: Annotated[int, typer.Option("--k", help="how many chunks")] = 5,
     mode: Annotated[str, typer.Option(help=f"{' | '.join(MODES)}")] = "hybrid",
-    input_path: Annotated[Opt[Path], typer.Option("--input", help='JSON Lines of {"query": …}; writes JSON Lines')]
+    input_path: Annotated[Path | None, typer.Option("--input", help='JSON Lines of {"query": …}; writes JSON Lines')]
     = None,
     kb: KbOption = None,
     json_output: JsonOption = False,
@@ -195,13 +194,13 @@ def _print_answer(result) -> None:  # noqa: ANN001 (knowledge.answer.Answer)
 @with_sampling_options
 @with_model_options
 def ask_command(
-    question: Annotated[Opt[str], typer.Argument(help="the question (or --input)")] = None,
+    question: Annotated[str | None, typer.Argument(help="the question (or --input)")] = None,
     sampling: SamplingParams = SamplingParams(),  # noqa: B008 (replaced by the sampling options)
     choice: ModelChoice = DEFAULT_CHOICE,
     k: Annotated[int, typer.Option("--k", help="how many chunks to retrieve")] = 4,
     extractive: Annotated[bool, typer.Option(help="quote the retrieved sentence closest to the question "
                                              "(no language model)")] = False,
-    input_path: Annotated[Opt[Path], typer.Option("--input", help='JSON Lines of {"question": …}; writes JSON '
+    input_path: Annotated[Path | None, typer.Option("--input", help='JSON Lines of {"question": …}; writes JSON '
                                                   "Lines")] = None,
     kb: KbOption = None,
     json_output: JsonOption = False,
@@ -211,7 +210,7 @@ def ask_command(
 
     if (question is None) == (input_path is None):
         raise InputError("give a QUESTION or --input FILE.jsonl (one of them)", 'e.g. llmp ask "what is X?"')
-    records = _read_jsonl(input_path, "question") if input_path is not None else [{"question": question}]
+    records = _read_jsonl(input_path, "question") if input_path is not None else [{"question": question or ""}]
     base = _open(kb)
     if base.store.chunk_count() == 0:
         raise InputError("the knowledge base is empty", "add documents first: llmp kb add PATH")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ def models_command(
     """What models are available, with parameters, context length, vocab size, dtype and location."""
     rows = []
     for entry in list_models():
-        row = {"name": entry.name, "description": entry.description, "location": entry.location,
+        row: dict[str, Any] = {"name": entry.name, "description": entry.description, "location": entry.location,
                "converted": entry.converted}
         if load and not entry.location.startswith("missing"):
             info = ModelChoice(entry.name).load().info
@@ -73,7 +73,7 @@ def tokenize_command(
     for column in ("#", "id", "token", "text"):
         table.add_column(column)
     for position, piece in enumerate(pieces):
-        table.add_row(str(position), str(piece["id"]), piece["token"], repr(piece["text"]))
+        table.add_row(str(position), str(piece["id"]), str(piece["token"]), repr(piece["text"]))
     out.print(table)
     out.print(f"ids: {ids}")
     out.print(f"{summary['tokens']} tokens, {summary['words']} words, {summary['characters']} characters: "

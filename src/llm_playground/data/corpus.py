@@ -101,6 +101,7 @@ def collect(workspace: Workspace, request: CollectRequest, progress: Progress | 
 
 def _wikipedia(workspace: Workspace, request: WikipediaRequest, skipped: list[Skipped],
                sources: list[dict[str, Any]], progress: Progress | None) -> list[Document]:
+    how: dict[str, Any]
     with WikipediaClient(request.lang, request.api_url, requests_per_second=request.requests_per_second) as client:
         if request.titles:
             titles, how = list(request.titles), {"titles": list(request.titles)}

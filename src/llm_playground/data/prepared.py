@@ -85,6 +85,7 @@ def _encode(tokenizer: SentencePieceTokenizer, corpus: Path, threads: int,
             progress: EncodeProgress | None) -> Iterator[np.ndarray]:
     """Token ids of the corpus, a batch of documents at a time, EOS after each document."""
     size, done, eos = corpus.stat().st_size, 0, tokenizer.eos_id
+    assert eos is not None  # prepare() refused a tokenizer without one
     newline = _newline_ids(tokenizer)
     batch: list[str] = []
     chars = 0

@@ -67,7 +67,7 @@ class BatchReport:
 
 def entry_for(prompt: str, outcome: CallOutcome, parallel: bool, allow_none: bool,
               implementations: dict | None) -> dict[str, Any]:
-    calls = [{"name": c.name, "parameters": c.arguments} for c in outcome.calls]
+    calls: list[dict[str, Any]] = [{"name": c.name, "parameters": c.arguments} for c in outcome.calls]
     if not outcome.stats.valid:
         return {"prompt": prompt, "name": None, "parameters": {}, "error": f"invalid output: {outcome.text!r}"}
     if implementations is not None:

@@ -203,7 +203,9 @@ def _parallel(model: LanguageModel, messages: Sequence[Message], functions: Sequ
                       if len(w) > 2 and w not in _NOT_VERBS)
     parts = split_request(request, verbs)
     last = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    stats, calls, validated, probs, steps = CallStats(), [], [], {}, []
+    stats, calls, validated = CallStats(), [], []
+    probs: dict[str, float] = {}
+    steps: list[dict[str, Any]] = []
     outcome, stats.valid = None, True
     for part in parts:
         asked = [*messages[:last], {**messages[last], "content": part}, *messages[last + 1:]]
@@ -323,7 +325,7 @@ def _steps(events: Sequence[Any], stats: ConstraintStats, model: LanguageModel) 
     """Per step: the token, its probability, the alternatives, and how many tokens the grammar allowed."""
     counts = iter(stats.allowed_counts)
     token_text = model.tokenizer.token_text
-    steps = []
+    steps: list[dict[str, Any]] = []
     for event in events:
         if event.step < len(steps):  # the loop's final flush event repeats the last token
             continue

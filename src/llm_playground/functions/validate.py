@@ -44,12 +44,12 @@ _SCALARS: dict[str, Any] = {"number": Number, "integer": StrictInt, "string": St
 def _annotation(schema: dict[str, Any]) -> Any:
     if "enum" in schema:
         return Literal[tuple(schema["enum"])]
-    kind = schema.get("type")
+    kind: Any = schema.get("type")
     if isinstance(kind, list):
         options = tuple(_SCALARS.get(k, Any) for k in kind)
         return options[0] if len(options) == 1 else _union(options)
     if kind == "array" and isinstance(schema.get("items"), dict):
-        return list[_annotation(schema["items"])]
+        return list[_annotation(schema["items"])]  # type: ignore[misc]  # a type built at run time, for pydantic
     return _SCALARS.get(kind, Any)
 
 

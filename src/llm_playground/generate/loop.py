@@ -153,7 +153,7 @@ class Generation:
         while True:
             forced = self.constraint.forced() if self.constraint is not None else []
             if forced:
-                choices = [(token, 1.0, ()) for token in forced]
+                choices: list[tuple[int, float, tuple[tuple[int, float], ...]]] = [(token, 1.0, ()) for token in forced]
             else:
                 choices = [self._choose(context[:length], logits, rng, penalties, scale, truncate)]
             stopped = False

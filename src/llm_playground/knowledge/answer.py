@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def _generate(model: LanguageModel, question: str, retrieved: list[Hit], params:
     given = params.model_fields_set
     # Defaults for grounded answers, each only where the user set nothing: greedy decoding, a short answer,
     # and a stop at the first blank line (a 135M model repeats itself after its first paragraph).
-    defaults = {"greedy": True} if not {"temperature", "greedy"} & given else {}
+    defaults: dict[str, Any] = {"greedy": True} if not {"temperature", "greedy"} & given else {}
     defaults |= {"max_new_tokens": 128} if "max_new_tokens" not in given else {}
     defaults |= {"stop": ["\n\n"]} if "stop" not in given else {}
     params = params.updated(n=1, **defaults)

@@ -16,12 +16,15 @@ import threading
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from llm_playground.errors import InputError, ModelLoadError, ProviderError
 from llm_playground.workspace import atomic_dir, cache_dir
+
+if TYPE_CHECKING:
+    from llm_playground.model.base import LanguageModel
 
 MINILM = "all-minilm-l6-v2"
 MINILM_FILES = ("model.safetensors", "tokenizer.json")
@@ -168,7 +171,7 @@ class LanguageModelEmbedder:
     """A decoder's mean-pooled last hidden states (e.g. the bundled SmolLM2): weaker than a trained
     sentence encoder, but it needs no second model."""
 
-    def __init__(self, model, max_tokens: int = 256) -> None:  # noqa: ANN001 (an Introspectable LanguageModel)
+    def __init__(self, model: LanguageModel, max_tokens: int = 256) -> None:
         from llm_playground.model.base import Introspectable
 
         if not isinstance(model, Introspectable):
@@ -206,6 +209,7 @@ class LanguageModelEmbedder:
         for text in texts:
             ids = self.model.tokenizer.encode(text)[: self._max_tokens] or [self.model.tokenizer.eos_id or 0]
             full = self.model.forward_full(ids, attentions=False, hidden_states=True)
+            assert full.hidden_states is not None  # asked for above
             rows.append(full.hidden_states[-1].mean(axis=0))  # (hidden,)
         return _normalise(np.stack(rows)) if rows else np.zeros((0, self._dimensions or 0), np.float32)
 

@@ -37,7 +37,7 @@ class LexicalIndex:
         import scipy.sparse as sp
 
         vocab: dict[str, int] = {}
-        indptr, indices = [0], []
+        indptr, indices = [0], list[int]()
         for text in texts:
             indices.extend(vocab.setdefault(w, len(vocab)) for w in terms(text))
             indptr.append(len(indices))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -64,19 +64,28 @@ class KVCache(Protocol):
     def copy(self) -> KVCache: ...
 
 
+# Each backend has its own cache class and its `forward` takes only that one: the protocol is generic in it,
+# and a bare `LanguageModel` (what callers write) is `LanguageModel[Any]`, any backend with its cache.
+CacheT = TypeVar("CacheT", bound=KVCache)
+
+
 @runtime_checkable
-class LanguageModel(Protocol):
-    info: ModelInfo
-    tokenizer: Tokenizer
+class LanguageModel(Protocol[CacheT]):
+    # Read-only for callers (properties), so a backend may hold a more specific tokenizer (HFTokenizer).
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
 
     @property
     def context_length(self) -> int: ...
 
-    def new_cache(self, capacity: int | None = None) -> KVCache:
+    def new_cache(self, capacity: int | None = None) -> CacheT:
         """An empty cache; `capacity` is a hint of how many positions the caller will need."""
         ...
 
-    def forward(self, ids: Sequence[int], cache: KVCache) -> np.ndarray:
+    def forward(self, ids: Sequence[int], cache: CacheT) -> np.ndarray:
         """Append `ids` to the cache and return the float32 logits of the last position, shape (vocab,)."""
         ...
 

@@ -49,10 +49,24 @@ def check_gguf(path: Path) -> None:
 
 
 def ensure_converted(gguf_path: Path, label: str | None = None) -> Path:
-    """The cached HF directory for `gguf_path`, converting it first if needed."""
+    """The cached HF directory for `gguf_path`, converting it first if needed.
+
+    Several processes may ask at once on a fresh machine (pytest-xdist workers, two `llmp` commands): a lock
+    file beside the directory lets one convert while the others wait, then find the finished directory
+    (which `atomic_dir` renames into place only when complete)."""
+    from filelock import FileLock
+
     target = converted_dir_for(gguf_path, label)
     if (target / "config.json").is_file():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if not (target / "config.json").is_file():  # not converted by whoever held the lock before us
+            _convert(gguf_path, label, target)
+    return target
+
+
+def _convert(gguf_path: Path, label: str | None, target: Path) -> None:
     check_gguf(gguf_path)
     log.warning("Converting %s once into %s (about 25 s; later loads take about a second)", gguf_path.name,
                 target)
@@ -77,4 +91,3 @@ def ensure_converted(gguf_path: Path, label: str | None = None) -> Path:
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    return target

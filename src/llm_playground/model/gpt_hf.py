@@ -101,7 +101,8 @@ def export_hf(source: Path, out: Path) -> HFExport:
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         shutil.copy2(tokenizer_file, tmp / "tokenizer.model")
-        skipped, texts, corpus = "not a SentencePiece model", [], _training_corpus(tokenizer_file)
+        skipped: str | None = "not a SentencePiece model"
+        texts, corpus = [], _training_corpus(tokenizer_file)
         if isinstance(tokenizer, SentencePieceTokenizer):
             texts = verification_texts(tokenizer, corpus)
             skipped = write_hf_tokenizer(tokenizer, tmp, c.block_size, texts)

@@ -112,7 +112,8 @@ def load_net(directory: Path, device: torch.device | str = "cpu") -> tuple[GPT, 
                              "use the other checkpoint (best/last) or train again") from None
     with torch.device("meta"):
         net = GPT(config)
-    state["lm_head.weight"] = state["wte.weight"] if "wte.weight" in state else None
+    if "wte.weight" in state:  # tied; without it the strict load below names what is missing
+        state["lm_head.weight"] = state["wte.weight"]
     try:
         net.load_state_dict(state, strict=True, assign=True)
     except (RuntimeError, TypeError) as exc:

@@ -27,7 +27,7 @@ def _compute_dtype(h: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         dtype = _compute_dtype(h, weight)
         count, rows = h.shape[0], _rows(weight.shape[0])
         grad_h = torch.empty_like(h)
@@ -49,7 +49,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return total / count
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         grad_h, grad_weight = ctx.saved_tensors
         return grad_h * grad_output, grad_weight * grad_output, None
 

@@ -266,7 +266,7 @@ class LlamaNet(nn.Module):
         cos_table, sin_table = self._rope_tables(int(positions.max()) + 1, x.dtype)
         cos, sin = cos_table[positions][:, None, None], sin_table[positions][:, None, None]
         for layer, block in enumerate(self.blocks):
-            x = block.forward_batch(x, layer, caches, cos, sin)
+            x = block.forward_batch(x, layer, caches, cos, sin)  # type: ignore[operator]  # ModuleList items are Module
         for cache in caches:
             cache.length += 1
         return self.lm_head(self._final_norm(x[:, -1]))
@@ -380,7 +380,7 @@ def _float_state(c: LlamaConfig, directory: Path) -> tuple[LlamaConfig, dict[str
     head = weights.pop("lm_head.weight", None)
     if head is None and not c.tie_embeddings:
         c = dataclasses.replace(c, tie_embeddings=True)
-    state["lm_head.weight"] = embed if c.tie_embeddings else head
+    state["lm_head.weight"] = embed if c.tie_embeddings or head is None else head  # head is None → tied above
     if not c.tie_embeddings:
         state["embed.weight"] = embed
     return c, state

@@ -70,8 +70,10 @@ class LoRALinear(nn.Module):
 def fingerprint(model: LlamaModel) -> dict[str, Any]:
     """What identifies a base model cheaply: its name, size, shape and a few weight statistics."""
     net = model.net
-    probes = [net.norm, net.blocks[0].input_norm, net.blocks[-1].post_norm, net.lm_head.weight[:64],
-              net.blocks[0].qkv.weight[:16], net.blocks[-1].down.weight[:16]]
+    # ModuleList items are typed Module, so their attributes are Tensor | Module to mypy
+    blocks: list[Any] = list(net.blocks)
+    probes: list[torch.Tensor] = [net.norm, blocks[0].input_norm, blocks[-1].post_norm, net.lm_head.weight[:64],
+                                  blocks[0].qkv.weight[:16], blocks[-1].down.weight[:16]]
     return {"name": model.info.name, "parameters": model.info.parameters, "architecture": model.info.architecture,
             "layers": model.config.num_layers, "hidden_size": model.config.hidden_size,
             "vocab_size": model.config.vocab_size,

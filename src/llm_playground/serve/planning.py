@@ -130,7 +130,7 @@ def _response_constraint(request: ChatRequest, model: LanguageModel, params: Sam
         raise ApiError(400, "response_format decodes one sequence: use n=1", param="n")
     from llm_playground.functions import json_schema_constraint
 
-    schema = {"type": "object"} if kind == "json_object" else request.response_format["json_schema"]["schema"]
+    schema = {"type": "object"} if kind == "json_object" else (request.response_format or {})["json_schema"]["schema"]
     try:
         return json_schema_constraint(model.tokenizer, schema, model.info.vocab_size)
     except ValueError as exc:  # llguidance refuses schemas it cannot compile

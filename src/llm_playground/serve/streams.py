@@ -60,7 +60,7 @@ async def collect(kind: str, body: Any, plan: Plan, job: Job, tokenizer: Tokeniz
         tracker.first_token()
         message, finish = tool_outcome_choice(outcome)
         results = [[outcome.result]]
-        out = [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]
+        out: list[dict[str, Any]] = [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]
     else:
         results = job.result
         out = []
@@ -137,7 +137,7 @@ async def stream(kind: str, body: Any, plan: Plan, job: Job, tokenizer: Tokenize
                 for result in group:
                     index = offset * plan.params.n + result.index
                     final: dict[str, Any] = {"index": index, "finish_reason": finish_reason(result), "logprobs": None}
-                    final.update({"delta": {}} if chat else {"text": ""})
+                    final["delta" if chat else "text"] = {} if chat else ""
                     finals.append(final)
                     output.append({"index": index, "text": result.text, "finish_reason": finish_reason(result)})
         for final in finals:

@@ -81,7 +81,7 @@ class ModelWorker:
                  on_depth: Callable[[str, int], None] | None = None, max_batch: int = 1) -> None:
         self.name, self.max_waiting = name, max_waiting
         self.batching = BatchingModel(model, max_batch) if max_batch > 1 and supports_batching(model) else None
-        self.model: LanguageModel = self.batching or model  # type: ignore[assignment]
+        self.model: LanguageModel = self.batching or model
         self.slots = max_batch if self.batching else 1
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()

@@ -60,10 +60,11 @@ def to_tokenizers(sp: SentencePieceTokenizer):  # -> tokenizers.Tokenizer
     """The `tokenizers` equivalent of a SentencePiece BPE or unigram model as our trainer makes them
     (identity normalisation, no dummy prefix, byte fallback); see `unsupported`."""
     from tokenizers import AddedToken, Tokenizer, decoders, normalizers
-    from tokenizers.models import BPE, Unigram
+    from tokenizers.models import BPE, Model, Unigram
 
     proto = sp.model_proto
     pieces, trainer = list(proto.pieces), proto.trainer_spec
+    model: Model
     if sp.model_type == "unigram":
         model = Unigram([(p.piece, p.score) for p in pieces], unk_id=trainer.unk_id,
                         byte_fallback=trainer.byte_fallback)

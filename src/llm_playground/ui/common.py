@@ -23,7 +23,8 @@ PROVIDER = "an OpenAI-compatible provider…"
 OTHER_URL = "another URL"
 # Widget values that must outlive a page switch: Streamlit forgets a widget's state when a run does not
 # draw it, so these are copied to themselves at the top of every run (see `keep_state`).
-KEPT = ("model_name", "model_path", "provider_preset", "provider_url", "provider_model", "provider_key_env",
+KEPT: tuple[str, ...] = (
+        "model_name", "model_path", "provider_preset", "provider_url", "provider_model", "provider_key_env",
         "dtype", "preset", "temperature", "top_k", "top_p", "min_p",
         "cmp_model_a", "cmp_model_b", "cmp_temperature_a", "cmp_temperature_b",
         "repetition_penalty", "frequency_penalty", "presence_penalty", "max_new_tokens", "seed", "system_prompt",

@@ -15,7 +15,7 @@ comes from them); the others are the tuning split. `cases()` draws seeded single
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +84,7 @@ def percent(low: int, high: int) -> Gen:
     return lambda rng: (lambda v: (f"{v}%", float(v)))(rng.randint(low, high))
 
 
-def choice(options: dict[str, tuple[str, ...]]) -> Gen:
+def choice(options: Mapping[str, tuple[str, ...]]) -> Gen:
     """An enum value said one of several ways."""
     def gen(rng: random.Random) -> tuple[str, str]:
         value = rng.choice(sorted(options))
@@ -498,11 +498,13 @@ SETS: tuple[FunctionSet, ...] = (
         ["Save {name} as a contact; they live at {address[street]}, {address[city]}.",
          "New contact {name}, address {address[street]} in {address[city]}"],
         name=arg("string", "Full name.", pick(PEOPLE)),
-        address=arg("object", "Postal address.", nested(street=pick(("12 Rue de Rivoli", "5 Åsgatan",
-                                                                      "221B Baker Street")),
-                                                        city=pick(CITIES)),
-                    properties={"street": {"type": "string"}, "city": {"type": "string"}},
-                    required=["street", "city"])),)),
+        # Built as an Arg: `arg(required=...)` is the argument's own flag, so the object's list of required
+        # properties cannot go through it.
+        address=Arg({"type": "object", "description": "Postal address.",
+                     "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+                     "required": ["street", "city"]},
+                    nested(street=pick(("12 Rue de Rivoli", "5 Åsgatan", "221B Baker Street")), city=pick(CITIES)),
+                    True)),)),
     S("hr", "people", (fn(
         "request_leave", "Request days off.",
         ["{employee} would like {days} days of leave starting {start}.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from llm_playground.functions.prompt import call_json, call_prompt
 from llm_playground.functions.schema import FunctionSpec, parse_function
@@ -47,7 +48,7 @@ def catalog_example(rng: random.Random, heldout: bool) -> Example:
     family = catalog.BY_KEY[rng.choice(sorted(catalog.HELDOUT if heldout else catalog.TUNING))]
     function = rng.choice(family.functions)
     request, answer = catalog.draw_call(rng, function)
-    arguments = {k: _plain(v[0]) for k, v in answer.items() if v[0] != ""}
+    arguments: dict[str, Any] = {k: _plain(v[0]) for k, v in answer.items() if v[0] != ""}
     for key, spec in function.args.items():  # the course's format writes `number` arguments as floats
         if spec.schema["type"] == "number" and key in arguments:
             arguments[key] = float(arguments[key])

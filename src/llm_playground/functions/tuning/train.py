@@ -107,6 +107,9 @@ def tune_calls(out: Path, config: TuneConfig, model_name: str = "smollm2", conso
                                "LoRA tuning supports Llama, SmolLM2, Mistral and Qwen2 models")
     base = fingerprint(model)
     end_id = model.tokenizer.eos_id
+    if end_id is None:
+        raise InvalidParameter(f"{model_name}'s tokenizer has no end-of-sequence token",
+                               "tune a chat model whose tokenizer declares one (as SmolLM2's does)")
     count = config.examples or config.steps * config.batch_size
     train = [encode(model.tokenizer, e, end_id) for e in generate_examples(count, config.seed,
                                                                               catalog_share=config.catalog_share)]

@@ -80,7 +80,7 @@ with tab_search, common.errors_shown():
     mode = cols[0].radio("Retriever", MODES, horizontal=True, key="kb_mode")
     k = cols[1].slider("Results", 1, 20, 5, key="kb_k")
     if query.strip():
-        hits = kb.search(query, k=k, mode=mode)
+        hits = kb.search(query, k=k, mode=mode)  # type: ignore[arg-type]  # a radio over MODES
         if not hits:
             st.info("no results")
         st.dataframe(pd.DataFrame([{"rank": r, "source": h.source, "span": f"{h.start}–{h.end}",

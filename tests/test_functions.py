@@ -124,3 +124,30 @@ def test_small_llm_model_sdk():
     assert Path(sdk.get_path_to_merges_file()).read_text().startswith("#version")
     assert sdk.get_path_to_vocabulary_json() == sdk.get_path_to_vocab_file()
     assert Path(sdk.get_path_to_tokenizer_file()).name == "tokenizer.json"
+
+
+# A held-out catalog request (functions/tuning/catalog.py, heldout_single_106) that once came back with no
+# call under "required": the model repeated list items ("", "", …) until the token limit cut the JSON.
+SAVE_NOTE = [{"type": "function", "function": {
+    "name": "save_note", "description": "Save a note with a title and tags.",
+    "parameters": {"type": "object", "properties": {
+        "title": {"type": "string", "description": "Note title."},
+        "tags": {"type": "array", "description": "Tags.", "items": {"type": "string"}}},
+        "required": ["title", "tags"]}}}]
+
+
+def test_required_call_is_never_lost_to_an_endless_list(smollm2):
+    from llm_playground.functions.calling import MAX_ITEMS
+    from llm_playground.generate.params import SamplingParams
+
+    functions = load_functions(SAVE_NOTE)
+    prompt = "New note 'The Ninth Wave' with the tags urgent, home, ideas and reading"
+    for choice in ("required", {"name": "save_note"}):
+        outcome = ask(smollm2, functions, prompt, tool_choice=choice)
+        assert outcome.stats.valid and [c.name for c in outcome.calls] == ["save_note"], outcome.text
+        assert outcome.result.finish_reason != "length"
+        tags = outcome.calls[0].arguments["tags"]
+        assert tags[:4] == ["urgent", "home", "ideas", "reading"] and len(tags) <= MAX_ITEMS
+    # Too few tokens for the first try's long list: the second, shorter try still gives a call.
+    short = ask(smollm2, functions, prompt, params=SamplingParams(temperature=0.0, max_new_tokens=48))
+    assert short.stats.valid and [c.name for c in short.calls] == ["save_note"], short.text

@@ -40,6 +40,12 @@ from llm_playground.model.base import LanguageModel
 from llm_playground.tokenizer.base import Message
 
 MAX_STRING = 256  # a free string the model never closes ends here, still valid JSON
+# A list the model never closes ends here: unbounded, a 135M model repeats items ("", "", …) until the
+# token limit cuts the JSON and no call is left (9 of 300 held-out single calls under "required").
+MAX_ITEMS = 16
+# The second try when a required call still came out cut or invalid: short strings and lists, so that any
+# declared function fits in the answer's tokens.
+RETRY_STRING, RETRY_ITEMS = 48, 4
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=256)
 
 
@@ -76,32 +82,38 @@ class CallOutcome:
     words: bool = False  # no call: `text` and `result` are a plain answer in words (tool_choice "auto")
 
 
-def argument_schema(spec: FunctionSpec) -> dict[str, Any]:
-    properties = {name: _bounded(schema) for name, schema in spec.properties.items()}
+def argument_schema(spec: FunctionSpec, strings: int = MAX_STRING, items: int = MAX_ITEMS) -> dict[str, Any]:
+    properties = {name: _bounded(schema, strings, items) for name, schema in spec.properties.items()}
     return {"type": "object", "properties": properties, "required": spec.required, "additionalProperties": False}
 
 
-def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
-    if schema.get("type") == "string" and "enum" not in schema and "maxLength" not in schema:
-        return {**schema, "maxLength": MAX_STRING}
-    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
-        return {**schema, "items": _bounded(schema["items"])}
+def _bounded(schema: dict[str, Any], strings: int = MAX_STRING, items: int = MAX_ITEMS) -> dict[str, Any]:
+    if schema.get("type") == "string" and "enum" not in schema:
+        least = schema.get("minLength", 0)
+        return {**schema, "maxLength": max(least, min(schema.get("maxLength", strings), strings))}
+    if schema.get("type") == "array":
+        least = schema.get("minItems", 0)
+        bounded = {**schema, "maxItems": max(least, min(schema.get("maxItems", items), items))}
+        if isinstance(schema.get("items"), dict):
+            bounded["items"] = _bounded(schema["items"], strings, items)
+        return bounded
     if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
         # Closed like the top level, unless the schema opens it: else the model invents keys.
         return {"additionalProperties": False, **schema,
-                "properties": {k: _bounded(v) for k, v in schema["properties"].items()}}
+                "properties": {k: _bounded(v, strings, items) for k, v in schema["properties"].items()}}
     return schema
 
 
-def call_schema(functions: Sequence[FunctionSpec], parallel: bool = False, allow_none: bool = False
-                ) -> dict[str, Any]:
+def call_schema(functions: Sequence[FunctionSpec], parallel: bool = False, allow_none: bool = False,
+                strings: int = MAX_STRING, items: int = MAX_ITEMS) -> dict[str, Any]:
     """The JSON Schema of an answer: one call (or a list of calls) to a declared function."""
-    options = [{"type": "object", "properties": {"name": {"const": f.name}, "parameters": argument_schema(f)},
+    options = [{"type": "object", "properties": {"name": {"const": f.name},
+                                                 "parameters": argument_schema(f, strings, items)},
                 "required": ["name", "parameters"], "additionalProperties": False} for f in functions]
     if allow_none:
         options.append(_none_schema())
     one = options[0] if len(options) == 1 else {"anyOf": options}
-    return {"type": "array", "items": one, "minItems": 1, "maxItems": 16} if parallel else one
+    return {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_ITEMS} if parallel else one
 
 
 def choice_probabilities(scores: dict[str, float]) -> dict[str, float]:
@@ -170,20 +182,24 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     prompt_ids = model.tokenizer.encode(call_prompt(model.tokenizer, messages, candidates))
     stats.prompt_tokens = len(prompt_ids)
     decoded = [narrow(c, request, chosen_helps) for c in candidates] if chosen_helps else candidates
-    schema = call_schema(decoded, parallel, allow_none)
-    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size, bound_numbers=True)
     owner = context if context is not None and context.model is call_model else CallContext.shared(call_model,
                                                                                                    functions)
     prefix = owner.prompt_cache(candidates)
-    generation = generate(call_model, prompt_ids, params.updated(n=1), constraint, prompt_cache=prefix)
-    events = list(generation)
-    result = generation.results[0]
+    schema = call_schema(decoded, parallel, allow_none)
+    events, result, constraint = _decode(call_model, prompt_ids, schema, params, prefix)
+    calls, validated = _parse(result.text, functions, parallel)
+    if not calls and not allow_none:
+        # A call is required and none came out (cut by the token limit, or invalid after the helps'
+        # narrowing): decode once more without the helps, with short strings and lists, so there is one.
+        schema = call_schema(candidates, parallel, False, RETRY_STRING, RETRY_ITEMS)
+        events, result, constraint = _decode(call_model, prompt_ids, schema, params, prefix)
+        calls, validated = _parse(result.text, functions, parallel)
     text = result.text
     stats.tokens, stats.forced_tokens = result.completion_tokens, constraint.stats.forced_tokens
     stats.mask_ms = constraint.stats.mask_ms
     stats.forward_ms = max(0.0, result.prefill_ms + result.decode_ms - stats.mask_ms)
-    outcome = CallOutcome([], text, result, stats, probs, _steps(events, constraint.stats, model))
-    outcome.calls, outcome.validated = _parse(text, functions, parallel)
+    outcome = CallOutcome(calls, text, result, stats, probs, _steps(events, constraint.stats, model))
+    outcome.validated = validated
     if "spans" in chosen_helps and outcome.calls:
         by_name = {f.name: f for f in functions}
         snapped = [ToolCall(c.name, snap_strings(c.arguments, by_name[c.name], request)) for c in outcome.calls]
@@ -194,6 +210,14 @@ def call_functions(model: LanguageModel, messages: Sequence[Message], functions:
     stats.valid = bool(outcome.validated) or (allow_none and not outcome.calls and _is_none(text))
     stats.total_ms = (time.perf_counter() - start) * 1000
     return outcome
+
+
+def _decode(model: LanguageModel, prompt_ids: list[int], schema: dict[str, Any], params: SamplingParams,
+            prefix: PromptCache | None) -> tuple[list[Any], GenerationResult, GrammarConstraint]:
+    constraint = GrammarConstraint(model.tokenizer, schema_grammar(schema), model.info.vocab_size, bound_numbers=True)
+    generation = generate(model, prompt_ids, params.updated(n=1), constraint, prompt_cache=prefix)
+    events = list(generation)
+    return events, generation.results[0], constraint
 
 
 def _parallel(model: LanguageModel, messages: Sequence[Message], functions: Sequence[FunctionSpec], request: str,

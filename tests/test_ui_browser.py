@@ -5,6 +5,7 @@ Screenshots of every page land in tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,9 +68,9 @@ def browser():
         pytest.fail(f"Chromium would not start: {last_error}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ui-home")
+@contextlib.contextmanager
+def running_ui(home: Path) -> Iterator[str]:
+    """A real `llmp ui` on a free port of 127.0.0.1 over the workspace `home`; yields its URL."""
     port = _free_port()
     env = {**os.environ, "LLMP_HOME": str(home), "LLMP_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "llm_playground.cli.main", "ui", "--port", str(port)],
@@ -84,6 +86,12 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_ui(tmp_path_factory.mktemp("ui-home")) as url:
+        yield url
 
 
 def test_chat_and_every_page_in_a_real_browser(browser, server):

@@ -33,3 +33,11 @@ def minilm():
     from llm_playground.knowledge.embedder import load_embedder
 
     return load_embedder()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh workspace for the web app's AppTest runs (the app reads LLMP_HOME), with 1 torch thread."""
+    monkeypatch.setenv("LLMP_HOME", str(tmp_path))
+    monkeypatch.setenv("LLMP_THREADS", "1")
+    return tmp_path

@@ -112,7 +112,8 @@ def test_files_source_txt_md_jsonl_folders_and_bad_files(tmp_path):
                          "The first JSON line document.", "The second JSON line document."]
     assert manifest["documents"] == 5 and manifest["cleaning"]["duplicate"] == 1
     reasons = {Path(s["path"]).name: s["reason"] for s in manifest["skipped"]}
-    assert reasons == {"binary.txt": "binary file (not text)", "latin1.txt": "not UTF-8 text (byte 3)",
+    assert reasons == {"binary.txt": "binary file (NUL bytes)",
+                       "latin1.txt": "not UTF-8 text (invalid continuation byte at byte 3)",
                        "d.jsonl:2": "invalid JSON (Expecting property name enclosed in double quotes)",
                        "d.jsonl:3": 'no "text" string field', "missing.txt": "no such file or folder"}
     human = llmp("data", "collect", "--source", "files", str(src), home=home)

@@ -16,13 +16,6 @@ APP = str(Path(llm_playground.ui.__file__).parent / "app.py")
 TIMEOUT = 120
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMP_HOME", str(tmp_path))
-    monkeypatch.setenv("LLMP_THREADS", "1")
-    return tmp_path
-
-
 def start(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception

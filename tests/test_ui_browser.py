@@ -5,6 +5,7 @@ Screenshots of every page land in tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,9 +68,9 @@ def browser():
         pytest.fail(f"Chromium would not start: {last_error}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("ui-home")
+@contextlib.contextmanager
+def running_ui(home: Path) -> Iterator[str]:
+    """A real `llmp ui` on a free port of 127.0.0.1 over the workspace `home`; yields its URL."""
     port = _free_port()
     env = {**os.environ, "LLMP_HOME": str(home), "LLMP_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "llm_playground.cli.main", "ui", "--port", str(port)],
@@ -84,6 +86,12 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_ui(tmp_path_factory.mktemp("ui-home")) as url:
+        yield url
 
 
 def test_chat_and_every_page_in_a_real_browser(browser, server):
@@ -212,4 +220,66 @@ def test_agent_page_in_a_real_browser(browser, server):
     page.get_by_test_id("stDataFrame").first.wait_for()
     page.wait_for_timeout(1000)  # the table's canvas draws after the element appears
     page.screenshot(path=str(ARTIFACTS / "ui-agent.png"), full_page=True)
+    page.close()
+
+
+def _grid_text(grid) -> str:
+    """A dataframe draws on a canvas; its cells are also in an accessible table, which is what this reads."""
+    grid.locator("table[role=grid]").first.wait_for(state="attached")
+    return grid.locator("table[role=grid]").first.text_content() or ""
+
+
+def test_knowledge_page_in_a_real_browser(browser, server, tmp_path):
+    """Upload a Markdown file and a real PDF, see them chunked, search with each retriever's score, ask and cite."""
+    from pdfmaker import write_pdf
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    # Names of this test's own, so it holds whatever other tests have added to the shared server's base.
+    markdown = tmp_path / "browser-etna.md"
+    markdown.write_text("# Etna\n\nMount Etna is an active volcano on the island of Sicily.\n")
+    alps = "The Aletsch glacier is the largest in the Alps, 23 kilometres long."
+    pdf = write_pdf(tmp_path / "browser-ice.pdf", ["Glaciers are rivers of ice.", alps])
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(90_000)
+    page.goto(f"{server}/knowledge")
+    page.get_by_role("heading", name="Knowledge", exact=True).wait_for()
+    main = page.get_by_test_id("stMain")
+
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files([str(markdown), str(pdf)])
+    main.get_by_text("browser-ice.pdf", exact=True).wait_for()  # both uploads listed before adding them
+    main.get_by_text("browser-etna.md", exact=True).wait_for()
+    page.get_by_role("button", name="Add to the knowledge base").click()
+    added = page.get_by_test_id("stAlert").filter(has_text="chunks/s")
+    added.wait_for()
+    assert "added 2" in added.inner_text()
+    files = _grid_text(main.get_by_test_id("stDataFrame").first)
+    assert "data/knowledge/browser-etna.md" in files and "data/knowledge/browser-ice.pdf" in files
+
+    page.get_by_role("tab", name="Search").click()
+    search = page.get_by_role("textbox", name="Search")
+    search.fill("largest glacier in the Alps")
+    search.press("Enter")
+    results = page.get_by_test_id("stTabs").get_by_test_id("stDataFrame").filter(has_text="bm25 rank")
+    expect(results).to_have_count(1)
+    table = _grid_text(results)
+    assert "data/knowledge/browser-ice.pdf" in table and "Aletsch" in table
+    page.wait_for_timeout(1000)  # the table's canvas draws after the element appears
+    page.screenshot(path=str(ARTIFACTS / "ui-knowledge-search.png"), full_page=True)
+
+    page.get_by_role("tab", name="Ask").click()
+    question = page.get_by_role("textbox", name="Question")
+    question.fill("On which island is Mount Etna?")
+    question.press("Enter")
+    main.get_by_text("Extractive (quote the closest sentence, no language model)").click()
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Ask", exact=True).click()
+    answer = main.get_by_test_id("stMarkdown").filter(has=page.get_by_role("link", name="[1]", exact=True))
+    answer.wait_for()
+    assert "Sicily" in answer.inner_text()
+    assert answer.get_by_role("link", name="[1]", exact=True).get_attribute("href").endswith("#source-1")
+    source = main.get_by_test_id("stExpander").filter(has_text="[1] data/knowledge/browser-etna.md")
+    expect(source).to_have_count(1)
+    assert "Sicily" in source.inner_text()  # the cited source opens below the answer
+    page.screenshot(path=str(ARTIFACTS / "ui-knowledge-ask.png"), full_page=True)
     page.close()

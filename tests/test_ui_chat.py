@@ -8,29 +8,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_ui_app import start
 
-import llm_playground.ui
 from llm_playground.conversations import ConversationStore
 
 pytestmark = pytest.mark.slow
-APP = str(Path(llm_playground.ui.__file__).parent / "app.py")
-TIMEOUT = 120
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMP_HOME", str(tmp_path))
-    monkeypatch.setenv("LLMP_THREADS", "1")
-    return tmp_path
-
-
-def start(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception
-    if page:
-        at.switch_page(f"views/{page}.py").run()
-        assert not at.exception
-    return at
 
 
 def send(at: AppTest, text: str, max_new_tokens: int = 8) -> AppTest:

@@ -6,12 +6,8 @@ Screenshots land in tests/artifacts/ (git-ignored).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from test_ui_browser import ARTIFACTS, _free_port, _wait_healthy, browser  # noqa: F401 (a fixture)
+from test_ui_browser import ARTIFACTS, browser, running_ui  # noqa: F401 (a fixture)
 
 from llm_playground.conversations import ConversationStore
 
@@ -21,21 +17,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     home = tmp_path_factory.mktemp("chat-home")
-    port = _free_port()
-    env = {**os.environ, "LLMP_HOME": str(home), "LLMP_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "llm_playground.cli.main", "ui", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process)
+    with running_ui(home) as url:
         yield url, home
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_chat_walkthrough_in_a_real_browser(browser, app):  # noqa: F811

@@ -94,7 +94,7 @@ def file_documents(paths: Sequence[Path], skipped: list[Skipped],
     skipped.extend(not_found)
     for done, path in enumerate(files, 1):
         try:
-            text = _read_text(path)
+            text = read_text(path)
         except (OSError, ValueError) as exc:
             skipped.append(Skipped(str(path), str(exc)))
         else:
@@ -106,14 +106,16 @@ def file_documents(paths: Sequence[Path], skipped: list[Skipped],
             progress(path.name, done, len(files))
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A text file's contents; ValueError saying why when it is binary or not UTF-8 (the corpus and the
+    knowledge base skip such files with that reason)."""
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
-        raise ValueError("binary file (not text)")
+        raise ValueError("binary file (NUL bytes)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _jsonl_documents(path: Path, text: str, skipped: list[Skipped]) -> Iterator[Document]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from llm_playground.data.sources import read_text
+
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
 
 
@@ -48,13 +50,10 @@ def read_file(path: Path) -> list[Section]:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise Unreadable("binary file (NUL bytes)")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        return read_text(path)
+    except ValueError as exc:
+        raise Unreadable(str(exc)) from None
 
 
 def _first_line(text: str, path: Path) -> str:

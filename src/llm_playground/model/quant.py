@@ -14,7 +14,9 @@ torch.utils.cpp_extension finds, into the cache directory, and reused by every l
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import importlib.util
 import logging
 import platform
 import shutil
@@ -55,22 +57,39 @@ def kernels() -> Any:
     flags = _cflags()
     key = hashlib.sha256(source + " ".join(flags).encode() + torch.__version__.encode()).hexdigest()[:12]
     build = cache_dir() / "kernels" / key
-    built = any(build.glob("*.so"))
-    if not built:
+    build.mkdir(parents=True, exist_ok=True)
+    # One process builds while the others (pytest-xdist workers, two servers) wait, so none imports a
+    # half-linked library.
+    with open(build / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        library = next(build.glob("*.so"), None)
+        if library is not None:
+            # Import the cached module directly: cpp_extension.load would rerun ninja, whose build file names
+            # the source's path, so another checkout of the same code (a fresh clone) would recompile it.
+            return _import_built(f"llmp_kernels_{key}", library)
         if shutil.which("c++") is None and shutil.which("g++") is None:
             raise ModelLoadError("the int8/int4 formats need a C++ compiler to build their kernels once",
                                  "install one (apt-get install g++) or use --dtype float32")
         log.warning("Compiling the int8/int4 kernels once into %s (~40 s; later loads reuse them)", build)
-    build.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    try:
-        module = cpp_extension.load(name=f"llmp_kernels_{key}", sources=[str(SOURCE)], extra_cflags=flags,
-                                    build_directory=str(build), verbose=False)
-    except (RuntimeError, OSError, ImportError) as exc:
-        raise ModelLoadError(f"cannot build the int8/int4 kernels: {str(exc).splitlines()[0]}",
-                             "check the C++ compiler and ninja (pip install ninja) or use --dtype float32") from exc
-    if not built:
+        copy = build / SOURCE.name  # compiled from a copy, so the build does not depend on the package's path
+        copy.write_bytes(source)
+        started = time.perf_counter()
+        try:
+            module = cpp_extension.load(name=f"llmp_kernels_{key}", sources=[str(copy)], extra_cflags=flags,
+                                        build_directory=str(build), verbose=False)
+        except (RuntimeError, OSError, ImportError) as exc:
+            raise ModelLoadError(f"cannot build the int8/int4 kernels: {str(exc).splitlines()[0]}",
+                                 "check the C++ compiler and ninja (pip install ninja) or use --dtype float32") from exc
         log.warning("Kernels compiled in %.0f s", time.perf_counter() - started)
+        return module
+
+
+def _import_built(name: str, library: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, library)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"cannot load the int8/int4 kernels from {library}", "delete that folder to rebuild them")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from llm_playground.data.clean import Document
 from llm_playground.errors import InputError
@@ -118,16 +119,26 @@ def read_text(path: Path) -> str:
         raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def _jsonl_documents(path: Path, text: str, skipped: list[Skipped]) -> Iterator[Document]:
+def text_records(text: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """The lines of a JSON Lines text as (line number, record with a "text" string) or (line number, why the
+    line is unusable); blank lines are passed over. Each caller keeps its own policy for bad lines."""
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            skipped.append(Skipped(f"{path}:{number}", f"invalid JSON ({exc.msg})"))
+            yield number, f"invalid JSON ({exc.msg})"
             continue
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            skipped.append(Skipped(f"{path}:{number}", 'no "text" string field'))
+            yield number, 'no "text" string field'
             continue
-        yield Document(record["text"], "files", f"{path}:{number}")
+        yield number, record
+
+
+def _jsonl_documents(path: Path, text: str, skipped: list[Skipped]) -> Iterator[Document]:
+    for number, record in text_records(text):
+        if isinstance(record, str):
+            skipped.append(Skipped(f"{path}:{number}", record))
+        else:
+            yield Document(record["text"], "files", f"{path}:{number}")

@@ -7,13 +7,12 @@ read (corrupt PDF, binary, empty) raises `Unreadable`, which `add` reports as a 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from llm_playground.data.sources import read_text
+from llm_playground.data.sources import read_text, text_records
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl")
 
@@ -70,15 +69,9 @@ def _markdown_title(text: str) -> str:
 
 def _read_jsonl(text: str, path: Path) -> list[Section]:
     sections = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise Unreadable(f"line {number} is not JSON ({exc.msg})") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise Unreadable(f'line {number} has no "text" string field')
+    for number, record in text_records(text):
+        if isinstance(record, str):
+            raise Unreadable(f"line {number}: {record}")
         metadata = {k: v for k, v in record.items() if k != "text"}
         metadata["line"] = number
         title = str(record.get("title") or f"{path.name}:{number}")

@@ -167,7 +167,27 @@ class MiniLMEmbedder:
         return out
 
 
-class LanguageModelEmbedder:
+class _Probed:
+    """Embedders whose width is known only from a first vector (one probe text, asked for once)."""
+
+    _dimensions: int | None
+    _max_tokens: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def dimensions(self) -> int:
+        if self._dimensions is None:
+            self._dimensions = int(self.embed(["dimension probe"]).shape[1])
+        return self._dimensions
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+
+class LanguageModelEmbedder(_Probed):
     """A decoder's mean-pooled last hidden states (e.g. the bundled SmolLM2): weaker than a trained
     sentence encoder, but it needs no second model."""
 
@@ -179,15 +199,6 @@ class LanguageModelEmbedder:
         self.model, self._max_tokens, self.name = model, max_tokens, f"lm:{model.info.name}"
         self._dimensions: int | None = None
 
-    @property
-    def dimensions(self) -> int:
-        if self._dimensions is None:
-            self._dimensions = int(self.embed(["dimension probe"]).shape[1])
-        return self._dimensions
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer.encode(text))
@@ -214,7 +225,7 @@ class LanguageModelEmbedder:
         return _normalise(np.stack(rows)) if rows else np.zeros((0, self._dimensions or 0), np.float32)
 
 
-class ProviderEmbedder:
+class ProviderEmbedder(_Probed):
     """Any OpenAI-compatible `/v1/embeddings` endpoint (OpenAI, Ollama, vLLM, `llmp serve`)."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, max_tokens: int = 256,
@@ -223,15 +234,6 @@ class ProviderEmbedder:
         self.name, self._max_tokens, self.timeout = f"provider:{model}", max_tokens, timeout
         self._dimensions: int | None = None
 
-    @property
-    def dimensions(self) -> int:
-        if self._dimensions is None:
-            self._dimensions = int(self.embed(["dimension probe"]).shape[1])
-        return self._dimensions
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     # The provider's tokenizer is unknown here: whitespace words stand in for tokens (a conservative
     # estimate for English subword tokenizers, which make more tokens than words).

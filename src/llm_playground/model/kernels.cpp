@@ -65,36 +65,21 @@ struct QRow {
   std::vector<float> d, s;
 };
 
-void quantize_row(const float* x, int64_t n, int8_t* q, float* d, float* s) {
+// Activations as integers per block of QK (round half to even), with each block's scale `d` and
+// scale × sum `s`: int8 (127 levels) for int4 weights, int16 (32767) for int8 weights (int8 activations cost
+// greedy agreement there).
+template <typename T, int LEVELS>
+void quantize_activations(const float* x, int64_t n, T* q, float* d, float* s) {
   for (int64_t b = 0; b < n / QK; ++b) {
     const float* xb = x + b * QK;
     float amax = 0.f;
     for (int i = 0; i < QK; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float scale = amax / 127.f;
+    const float scale = amax / static_cast<float>(LEVELS);
     const float inv = scale > 0.f ? 1.f / scale : 0.f;
     int sum = 0;
     for (int i = 0; i < QK; ++i) {
       const int v = static_cast<int>(std::nearbyint(xb[i] * inv));
-      q[b * QK + i] = static_cast<int8_t>(v);
-      sum += v;
-    }
-    d[b] = scale;
-    s[b] = scale * static_cast<float>(sum);
-  }
-}
-
-// The same with int16 values (int8 weights take int16 activations: int8 ones cost greedy agreement).
-void quantize_row16(const float* x, int64_t n, int16_t* q, float* d, float* s) {
-  for (int64_t b = 0; b < n / QK; ++b) {
-    const float* xb = x + b * QK;
-    float amax = 0.f;
-    for (int i = 0; i < QK; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float scale = amax / 32767.f;
-    const float inv = scale > 0.f ? 1.f / scale : 0.f;
-    int sum = 0;
-    for (int i = 0; i < QK; ++i) {
-      const int v = static_cast<int>(std::nearbyint(xb[i] * inv));
-      q[b * QK + i] = static_cast<int16_t>(v);
+      q[b * QK + i] = static_cast<T>(v);
       sum += v;
     }
     d[b] = scale;
@@ -240,8 +225,8 @@ void qmatmul_into(const QMat& m, const float* x, int64_t rows, float* y, const f
   std::vector<int16_t> q16(m.int4 ? 0 : rows * m.in);
   std::vector<float> d(rows * groups), s(rows * groups);
   for (int64_t t = 0; t < rows; ++t) {
-    if (m.int4) quantize_row(x + t * m.in, m.in, q.data() + t * m.in, d.data() + t * groups, s.data() + t * groups);
-    else quantize_row16(x + t * m.in, m.in, q16.data() + t * m.in, d.data() + t * groups, s.data() + t * groups);
+    if (m.int4) quantize_activations<int8_t, 127>(x + t * m.in, m.in, q.data() + t * m.in, d.data() + t * groups, s.data() + t * groups);
+    else quantize_activations<int16_t, 32767>(x + t * m.in, m.in, q16.data() + t * m.in, d.data() + t * groups, s.data() + t * groups);
   }
   const float* scale = m.scale.data_ptr<float>();
   const float* mins = m.min.data_ptr<float>();

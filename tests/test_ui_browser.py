@@ -154,6 +154,8 @@ def test_chat_and_every_page_in_a_real_browser(browser, server):
 
 def test_two_sessions_at_once_and_stop(browser, server):
     """One tab writes a long story while another loads a page and chats; then Stop keeps the story so far."""
+    from playwright.sync_api import expect
+
     story_tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     other_tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     for page in (story_tab, other_tab):
@@ -179,6 +181,8 @@ def test_two_sessions_at_once_and_stop(browser, server):
     page_load_s = time.monotonic() - start
     other_tab.get_by_test_id("stSidebarNav").get_by_role("link", name="Chat", exact=True).click()
     other_tab.get_by_test_id("stSidebar").get_by_text("precise", exact=True).click()
+    # As above: a message sent before the preset's rerun ends would be sampled with the old temperature.
+    expect(other_tab.get_by_test_id("stSidebar").get_by_test_id("stSliderThumbValue").first).to_have_text("0.00")
     other_input = other_tab.get_by_test_id("stChatInputTextArea")
     other_input.fill("What is the capital of France?")
     other_input.press("Enter")
